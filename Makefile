@@ -1,0 +1,31 @@
+# The README's commands. `make run` and `make test` work on a fresh machine.
+SWIFT ?= swift
+BIN_DIR = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
+LOG_LEVEL ?= info
+
+.PHONY: deps build release test run bench strace fuzz clean
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+test: deps
+	scripts/test.sh
+
+run: release
+	scripts/run.sh
+
+bench: release
+	scripts/bench.sh
+
+# The agent under strace with debug logs: strace lines and log lines read side by side.
+strace: release
+	strace -f -tt -e trace=!futex $(BIN_DIR)/pipeops-agent --log-level debug $(ARGS)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies are kept short on purpose: each one costs build minutes on CI and bytes in the pod.
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "pipeops-agent",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "pipeops-agent", targets: ["pipeops-agent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "CShims",
+            linkerSettings: [
+                .linkedLibrary("ssl"), .linkedLibrary("crypto"),
+                .linkedLibrary("uring"), .linkedLibrary("yaml"),
+            ]
+        ),
+        .target(
+            name: "Reactor",
+            dependencies: ["CShims", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Agent",
+            dependencies: ["Reactor", "CShims", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "pipeops-agent",
+            dependencies: [
+                "Agent", "Reactor",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "reactor-bench",
+            dependencies: ["Reactor", "CShims"],
+            path: "bench/reactor-bench",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ReactorTests",
+            dependencies: ["Reactor", "CShims"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Agent", "Reactor"],
+            swiftSettings: strict
+        ),
+    ]
+)

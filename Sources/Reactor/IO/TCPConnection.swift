@@ -1,0 +1,296 @@
+import CShims
+import Glibc
+import Logging
+
+/// Why a connection ended.
+public enum ConnectionError: Error, Sendable, CustomStringConvertible, Equatable {
+    case system(SocketError)            // a socket call failed (ECONNREFUSED, ECONNRESET, ...)
+    case timedOut(String)               // which phase ran out of time
+    case protocolViolation(String)      // the peer sent something we refuse
+    case closedLocally(String)          // we chose to close, and why
+
+    public var description: String {
+        switch self {
+        case .system(let e): return e.description
+        case .timedOut(let what): return "timed out: \(what)"
+        case .protocolViolation(let why): return "protocol error: \(why)"
+        case .closedLocally(let why): return why
+        }
+    }
+}
+
+/// A non-blocking TCP stream on the loop: connect with a timeout, reads into the loop's shared
+/// buffer, writes tried at once and queued on EAGAIN (EPOLLOUT armed only then), water marks
+/// that tell the producer to pause and resume, half-close, and close with a reason.
+public final class TCPConnection: IOHandler, ByteStream {
+    public enum State: Equatable { case connecting, open, closed }
+
+    public unowned let loop: EventLoop
+    public let fd: Int32
+    public weak var delegate: ByteStreamDelegate?
+    public private(set) var state: State
+    public private(set) var peer: SocketAddress?
+    public var label: String = ""              // e.g. the forward name, for logs
+
+    public var highWaterMark = 256 * 1024
+    public var lowWaterMark = 64 * 1024
+    public private(set) var isWritable = true   // false between crossing high and falling below low
+    public private(set) var bytesRead: UInt64 = 0
+    public private(set) var bytesWritten: UInt64 = 0
+    public var queuedBytes: Int { writeQueue.count }
+
+    private var writeQueue = WriteQueue()
+    private var readingPaused = false
+    private var readEOF = false
+    private var shutdownPending = false
+    private var writeShut = false
+    private var connectTimer: LoopTimer?
+    private var closeAfterFlush = false
+
+    // MARK: Creating
+
+    /// Wraps an accepted descriptor.
+    public init(loop: EventLoop, acceptedFD: Int32, peer: SocketAddress?, delegate: ByteStreamDelegate? = nil) throws(SocketError) {
+        self.loop = loop
+        self.fd = acceptedFD
+        self.peer = peer
+        self.delegate = delegate
+        self.state = .open
+        _ = shim_set_nodelay(fd)
+        try loop.register(fd: fd, interest: .readable, handler: self)
+        logDebug("open")
+    }
+
+    private init(loop: EventLoop, connectingFD: Int32, peer: SocketAddress, delegate: ByteStreamDelegate?) {
+        self.loop = loop
+        self.fd = connectingFD
+        self.peer = peer
+        self.delegate = delegate
+        self.state = .connecting
+    }
+
+    /// Starts connecting to `address`. The delegate hears `connectionDidConnect` or
+    /// `didCloseWith` (refused, unreachable, timed out). Writes made before it connects are queued.
+    public static func connect(loop: EventLoop, to address: SocketAddress, timeout: TimeAmount,
+                               delegate: ByteStreamDelegate, label: String = "") throws(SocketError) -> TCPConnection {
+        let fd = try Socket.makeTCP(family: address.family)
+        var storage = address.storage
+        let rc = shim_connect(fd, &storage, address.length)
+        let err = rc == 0 ? 0 : shim_errno()
+        if rc != 0 && err != EINPROGRESS {
+            Glibc.close(fd)
+            throw SocketError(operation: "connect to \(address)", errno: err)
+        }
+        let conn = TCPConnection(loop: loop, connectingFD: fd, peer: address, delegate: delegate)
+        conn.label = label
+        _ = shim_set_nodelay(fd)
+        do {
+            try loop.register(fd: fd, interest: .writable, handler: conn)
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        conn.logDebug("connecting")
+        conn.connectTimer = loop.schedule(in: timeout) { [weak conn] in
+            conn?.close(.timedOut("connect to \(address) after \(timeout)"))
+        }
+        return conn
+    }
+
+    // MARK: Reading
+
+    public func pauseReading() {
+        readingPaused = true
+        updateInterest()
+    }
+
+    public func resumeReading() {
+        readingPaused = false
+        updateInterest()
+    }
+
+    public var isReadingPaused: Bool { readingPaused }
+
+    // MARK: Writing
+
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard state != .closed, !writeShut, !shutdownPending, !closeAfterFlush, bytes.count > 0 else { return }
+        var offset = 0
+        if state == .open && writeQueue.isEmpty {
+            // Write now; arm EPOLLOUT only for what the socket did not take.
+            while offset < bytes.count {
+                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n > 0 { offset += n; continue }
+                let e = shim_errno()
+                if n < 0 && e == EINTR { continue }
+                if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
+                close(.system(SocketError(operation: "write", errno: e)))
+                return
+            }
+            bytesWritten &+= UInt64(offset)
+            if offset == bytes.count { return }
+        }
+        writeQueue.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]), pool: loop.chunkPool)
+        if isWritable && writeQueue.count >= highWaterMark {
+            isWritable = false
+            delegate?.stream(self, writabilityChanged: false)
+        }
+        updateInterest()
+    }
+
+
+    /// Half-close: sends FIN once the queued bytes are out; reading goes on.
+    public func shutdownWrite() {
+        guard state != .closed, !writeShut else { return }
+        if state == .open && writeQueue.isEmpty {
+            doShutdownWrite()
+        } else {
+            shutdownPending = true
+        }
+    }
+
+    /// Closes once everything queued has been written.
+    public func closeWhenFlushed() {
+        guard state != .closed else { return }
+        if state == .open && writeQueue.isEmpty { close(nil); return }
+        closeAfterFlush = true
+        updateInterest()
+    }
+
+    private func doShutdownWrite() {
+        shutdownPending = false
+        writeShut = true
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+        logDebug("shutdown write")
+        if readEOF { close() }
+    }
+
+    // MARK: Closing
+
+    /// Closes now; queued bytes are dropped. `reason` nil means an orderly close.
+    public func close(_ reason: ConnectionError?) {
+        guard state != .closed else { return }
+        state = .closed
+        connectTimer?.cancel()
+        connectTimer = nil
+        loop.deregister(fd: fd)
+        Glibc.close(fd)
+        writeQueue.release(pool: loop.chunkPool)
+        if let reason {
+            logDebug("close", ["reason": "\(reason)"])
+        } else {
+            logDebug("close")
+        }
+        let d = delegate
+        delegate = nil
+        d?.stream(self, didCloseWith: reason)
+    }
+
+    // MARK: Loop events
+
+    public func handleIO(_ events: IOEvents) {
+        if state == .connecting {
+            finishConnect()
+            return
+        }
+        if events.contains(.writable) { flush() }
+        guard state == .open else { return }
+        if events.contains(.error) || (events.contains(.hangup) && readEOF) {
+            // Reset, or both directions finished: epoll keeps reporting this, so end it now.
+            let err = shim_socket_error(fd)
+            if err != 0 { close(.system(SocketError(operation: "socket", errno: err))) } else { close() }
+            return
+        }
+        if events.contains(.readable) || (events.contains(.hangup) && !readEOF) || events.contains(.error) {
+            readAvailable()
+        }
+    }
+
+    private func finishConnect() {
+        let err = shim_socket_error(fd)
+        if err != 0 {
+            close(.system(SocketError(operation: "connect to \(peer.map { "\($0)" } ?? "?")", errno: err)))
+            return
+        }
+        connectTimer?.cancel()
+        connectTimer = nil
+        state = .open
+        logDebug("connected")
+        updateInterest()
+        delegate?.streamDidOpen(self)
+        if state == .open && !writeQueue.isEmpty { flush() }
+    }
+
+    private func readAvailable() {
+        let buffer = loop.sharedReadBuffer
+        // A bounded number of reads per wake-up keeps one busy socket from starving the others.
+        for _ in 0..<8 {
+            guard state == .open, !readingPaused, !readEOF else { return }
+            let n = Glibc.read(fd, buffer.baseAddress!, buffer.count)
+            if n > 0 {
+                bytesRead &+= UInt64(n)
+                delegate?.stream(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                if n < buffer.count { return }
+            } else if n == 0 {
+                readEOF = true
+                logDebug("peer shut down write")
+                updateInterest()
+                if writeShut {
+                    close()
+                } else if let d = delegate {
+                    d.streamDidReadEOF(self)
+                } else {
+                    close()
+                }
+                return
+            } else {
+                let e = shim_errno()
+                if e == EAGAIN || e == EWOULDBLOCK { return }
+                if e == EINTR { continue }
+                close(.system(SocketError(operation: "read", errno: e)))
+                return
+            }
+        }
+    }
+
+    private func flush() {
+        guard state == .open else { return }
+        switch writeQueue.flush(fd: fd, pool: loop.chunkPool) {
+        case .failure(let e):
+            close(.system(e))
+            return
+        case .success(let n):
+            bytesWritten &+= UInt64(n)
+        }
+        if !isWritable && writeQueue.count <= lowWaterMark {
+            isWritable = true
+            delegate?.stream(self, writabilityChanged: true)
+            guard state == .open else { return }
+        }
+        if writeQueue.isEmpty {
+            if closeAfterFlush { close(); return }
+            if shutdownPending { doShutdownWrite() }
+        }
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        guard state != .closed else { return }
+        var want: IOEvents = []
+        if state == .connecting {
+            want = .writable
+        } else {
+            if !readingPaused && !readEOF { want.insert(.readable) }
+            if !writeQueue.isEmpty { want.insert(.writable) }
+        }
+        loop.setInterest(fd: fd, want)
+    }
+
+    private func logDebug(_ what: String, _ extra: Logger.Metadata = [:]) {
+        guard loop.logger.logLevel <= .debug else { return }
+        var md: Logger.Metadata = ["fd": "\(fd)", "peer": "\(peer.map { "\($0)" } ?? "-")"]
+        if !label.isEmpty { md["forward"] = "\(label)" }
+        md.merge(extra) { a, _ in a }
+        loop.logger.debug("conn \(what)", metadata: md)
+    }
+}
