@@ -38,6 +38,7 @@ public final class SSHChannel: ByteStream {
     private var pendingIn = ByteBuffer()
     private var paused = false
     private var eofAfterFlush = false
+    private var closeAfterFlush = false
     private(set) var sentEOF = false, sentClose = false, receivedEOF = false, receivedClose = false
     private var notifiedClose = false
     private var delivering = false
@@ -62,7 +63,7 @@ public final class SSHChannel: ByteStream {
     // MARK: ByteStream
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
-        guard !sentClose, !sentEOF, !eofAfterFlush, !notifiedClose, bytes.count > 0 else { return }
+        guard !sentClose, !sentEOF, !eofAfterFlush, !closeAfterFlush, !notifiedClose, bytes.count > 0 else { return }
         var offset = 0
         if pendingOut.isEmpty {
             offset = sendNow(bytes)
@@ -79,6 +80,12 @@ public final class SSHChannel: ByteStream {
     public func shutdownWrite() {
         guard !sentEOF, !sentClose, !notifiedClose else { return }
         if pendingOut.isEmpty { sendEOF() } else { eofAfterFlush = true }
+    }
+
+    /// Closes once queued data has gone out (no half-close in between).
+    public func closeWhenFlushed() {
+        guard !notifiedClose else { return }
+        if pendingOut.isEmpty { close(nil) } else { closeAfterFlush = true }
     }
 
     public func close(_ reason: ConnectionError?) {
@@ -158,6 +165,7 @@ public final class SSHChannel: ByteStream {
         if pendingOut.isEmpty {
             pendingOut.releaseMemory()
             if eofAfterFlush { sendEOF() }
+            if closeAfterFlush { close(nil); return }
         }
         if !isWritable && pendingOut.readableBytes <= lowWaterMark {
             isWritable = true
