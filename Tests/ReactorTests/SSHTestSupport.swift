@@ -13,19 +13,38 @@ enum SSHFixtures {
     static let testPassword = "sshtest-password"
 }
 
-/// Runs a command to completion; returns (status, combined output).
+/// Starts `path` with `args` (posix_spawn; Foundation's Process can hang in waitUntilExit while
+/// another child runs). Output goes to `outputPath` when given.
+func spawnProcess(_ path: String, _ args: [String], outputPath: String? = nil) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if let out = outputPath {
+        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    }
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
+    guard rc == 0 else { throw SSHError.closed("spawn \(path) failed: errno \(rc)") }
+    return pid
+}
+
+func waitForExit(_ pid: pid_t) -> Int32 {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return (status >> 8) & 0xff
+}
+
+/// Runs a command to completion; returns (exit status, combined output).
 @discardableResult
 func runCommand(_ path: String, _ args: [String]) throws -> (Int32, String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    let out = NSTemporaryDirectory() + "cmd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
+    defer { unlink(out) }
+    let pid = try spawnProcess(path, args, outputPath: out)
+    let status = waitForExit(pid)
+    return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
 }
 
 /// A free TCP port on 127.0.0.1 (bound to 0, read back, released).
@@ -77,7 +96,7 @@ final class SSHTestKeys: Sendable {
 final class SSHDPeer {
     let port: Int
     let dir: String
-    private let process: Process
+    private var pid: pid_t
     private let logPath: String
 
     init(extraConfig: String = "") throws {
@@ -96,14 +115,12 @@ final class SSHDPeer {
         config += extraConfig + "\n"
         try config.write(toFile: "\(dir)/sshd_config", atomically: true, encoding: .utf8)
         logPath = "\(dir)/sshd.log"
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/sshd")
-        process.arguments = ["-D", "-e", "-f", "\(dir)/sshd_config", "-E", logPath]
-        try process.run()
+        pid = try spawnProcess("/usr/sbin/sshd", ["-D", "-e", "-f", "\(dir)/sshd_config", "-E", logPath])
         // Ready when the port accepts.
         for _ in 0..<100 {
             if canConnect(port) { return }
-            if !process.isRunning { break }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { pid = 0; break }
             usleep(50_000)
         }
         throw SSHError.closed("sshd did not start: \(log)")
@@ -113,9 +130,10 @@ final class SSHDPeer {
     var address: SocketAddress { (try? SocketAddress(ip: "127.0.0.1", port: port)) ?? { preconditionFailure("bad test address") }() }
 
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            process.waitUntilExit()
+        if pid > 0 {
+            kill(pid, SIGTERM)
+            _ = waitForExit(pid)
+            pid = 0
         }
         try? FileManager.default.removeItem(atPath: dir)
     }
