@@ -88,6 +88,10 @@ public final class SSHConnection: ByteStreamDelegate, SSHSessionOwner {
     /// A global request; `data` goes raw after want-reply. `reply` gets the raw reply bytes.
     public func sendGlobalRequest(_ name: String, wantReply: Bool = true, data: [UInt8] = [],
                                   reply: ((SSHGlobalReply) -> Void)? = nil) {
+        guard state == .authenticated else {
+            reply?(SSHGlobalReply(success: false, data: Array("ssh: not authenticated (state \(state))".utf8)))
+            return
+        }
         perform { try session.sendGlobalRequest(name: name, wantReply: wantReply, data: data, reply: reply) }
     }
 
@@ -164,7 +168,8 @@ public final class SSHConnection: ByteStreamDelegate, SSHSessionOwner {
         rekeyTimer?.cancel(); rekeyTimer = nil
         session.closeAllChannels(error.map { .protocolViolation("\($0)") })
         stream.delegate = nil
-        if let s = stream as? TCPConnection { s.closeWhenFlushed() } else { stream.close(nil) }
+        // Let DISCONNECT go out before the stream closes.
+        if let s = stream as? FlushClosable { s.closeWhenFlushed() } else { stream.close(nil) }
         let d = delegate
         delegate = nil
         d?.sshConnection(self, didDisconnectWith: error)

@@ -76,7 +76,7 @@ struct SSHPacketEncoder {
     /// Reserves the 5-byte header; append the payload after it, then call `finish`.
     func begin(_ out: inout [UInt8]) -> Int {
         let start = out.count
-        out.append(contentsOf: [0, 0, 0, 0, 0] as [UInt8])
+        out.append(contentsOf: repeatElement(0, count: 5))
         return start
     }
 
