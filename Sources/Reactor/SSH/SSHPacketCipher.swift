@@ -152,7 +152,9 @@ final class SSHAESGCMCipher: SSHPacketCipher {
     }
 
     func open(seq: UInt32, packet: UnsafeMutableRawBufferPointer) throws {
-        let base = packet.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        guard let base = packet.baseAddress?.assumingMemoryBound(to: UInt8.self), packet.count >= 20 else {
+            throw SSHError.malformed("packet \(seq): too short for AES-GCM")
+        }
         let end = packet.count - 16
         guard shim_gcm_open(ctx, nonce, base, 4, base + 4, end - 4, base + end) == 1 else {
             throw SSHError.crypto("AES-GCM tag check failed on packet \(seq)")
@@ -161,7 +163,9 @@ final class SSHAESGCMCipher: SSHPacketCipher {
     }
 
     func seal(seq: UInt32, packet: UnsafeMutableRawBufferPointer) throws {
-        let base = packet.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        guard let base = packet.baseAddress?.assumingMemoryBound(to: UInt8.self), packet.count >= 20 else {
+            throw SSHError.crypto("AES-GCM: packet too short")
+        }
         let end = packet.count - 16
         guard shim_gcm_seal(ctx, nonce, base, 4, base + 4, end - 4, base + end) == 1 else {
             throw SSHError.crypto("AES-GCM encryption failed")
