@@ -138,6 +138,11 @@ final class SSHForwardingTests: XCTestCase {
         print("ssh reverse forward: \(mib) MiB each way in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
         XCTAssertTrue(loop.run(until: { fwd.activeBridges == 0 }, timeout: .seconds(10)), "bridge still open")
         XCTAssertEqual(fwd.bridgesStarted, 1)
+        var cancelled: Bool?
+        conn.cancelTCPIPForward(address: "127.0.0.1", port: port) { cancelled = $0 }
+        XCTAssertTrue(loop.run(until: { cancelled != nil }, timeout: .seconds(5)))
+        XCTAssertEqual(cancelled, true)
+        XCTAssertFalse(canConnect(port), "sshd still listens after cancel-tcpip-forward")
         XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
         conn.close()
     }
