@@ -94,8 +94,9 @@ public final class HTTPClient {
             }
         }
         task.dialer = StreamDialer.dial(loop: loop, origin: origin, connector: connector, proxies: proxies,
-                                        timeout: connectTimeout) { [weak self, weak task] result in
-            guard let self, let task, !task.isFinished else {
+                                        timeout: connectTimeout) { [weak self] result in
+            // The dialer holds the task until it reports: a caller may drop its handle.
+            guard let self, !task.isFinished else {
                 if case .success(let s) = result { s.close(nil) }
                 return
             }
