@@ -27,5 +27,10 @@ bench: release
 strace: release
 	strace -f -tt -e trace=!futex $(BIN_DIR)/pipeops-agent --log-level debug $(ARGS)
 
+# libFuzzer targets (fuzz/), 60 s each; FUZZ_SECONDS=10 for a smoke run.
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
 	rm -rf .build
