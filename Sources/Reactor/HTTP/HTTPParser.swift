@@ -78,8 +78,11 @@ public struct HTTPParser {
         return bytes
     }
 
-    /// Frees the buffer's memory when idle (a quiet keep-alive connection then holds none).
-    public mutating func releaseMemoryIfIdle() { if buffer.isEmpty { buffer.releaseMemory() } }
+    /// Frees a large buffer when idle. Small ones are kept: reallocating per request would cost
+    /// more than the few KiB a keep-alive connection holds.
+    public mutating func releaseMemoryIfIdle(keeping: Int = 4096) {
+        if buffer.isEmpty && buffer.storage.capacity > keeping { buffer.releaseMemory() }
+    }
 
     // MARK: Events
 

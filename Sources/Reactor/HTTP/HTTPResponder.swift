@@ -9,7 +9,7 @@ public struct HTTPResponder {
 
     /// The full response: status, extra headers, body. Content-Length and Date are added.
     public func send(_ status: Int, headers: HTTPHeaders = HTTPHeaders(), body: UnsafeRawBufferPointer) {
-        connection?.respond(sequence, status: status, headers: headers, body: body)
+        connection?.respond(sequence, status: status, contentType: nil, headers: headers, body: body)
     }
 
     public func send(_ status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
@@ -17,10 +17,12 @@ public struct HTTPResponder {
     }
 
     public func send(_ status: Int, contentType: String, body: String, headers: HTTPHeaders = HTTPHeaders()) {
-        var h = headers
-        h.add("Content-Type", contentType)
         var b = body
-        b.withUTF8 { send(status, headers: h, body: UnsafeRawBufferPointer($0)) }
+        b.withUTF8 { connection?.respond(sequence, status: status, contentType: contentType, headers: headers, body: UnsafeRawBufferPointer($0)) }
+    }
+
+    public func send(_ status: Int, contentType: String, body: UnsafeRawBufferPointer, headers: HTTPHeaders = HTTPHeaders()) {
+        connection?.respond(sequence, status: status, contentType: contentType, headers: headers, body: body)
     }
 
     /// A pre-encoded JSON body.
@@ -29,9 +31,7 @@ public struct HTTPResponder {
     }
 
     public func sendJSON(_ status: Int, bytes: [UInt8], headers: HTTPHeaders = HTTPHeaders()) {
-        var h = headers
-        h.add("Content-Type", "application/json")
-        send(status, headers: h, body: bytes)
+        bytes.withUnsafeBytes { send(status, contentType: "application/json", body: $0, headers: headers) }
     }
 
     /// `{"error": "...", "status": N}`.

@@ -180,10 +180,10 @@ final class HTTPServerConnection: ByteStreamDelegate {
 
     // MARK: Answers (from HTTPResponder)
 
-    func respond(_ seq: UInt64, status: Int, headers: HTTPHeaders, body: UnsafeRawBufferPointer) {
+    func respond(_ seq: UInt64, status: Int, contentType: String?, headers: HTTPHeaders, body: UnsafeRawBufferPointer) {
         guard seq == sequence, phase == .handling else { return }
-        if headers.hasToken("Connection", "close") { keepAlive = false }
-        appendHead(status, headers: headers, contentLength: body.count)
+        if !headers.isEmpty && headers.hasToken("Connection", "close") { keepAlive = false }
+        appendHead(status, contentType: contentType, headers: headers, contentLength: body.count)
         if !isHEAD { out.append(contentsOf: body) }
         if !processing { flush() }
         responseDone()
@@ -239,11 +239,12 @@ final class HTTPServerConnection: ByteStreamDelegate {
 
     static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
-    private func appendHead(_ status: Int, headers: HTTPHeaders, contentLength: Int?, chunked: Bool = false) {
+    private func appendHead(_ status: Int, contentType: String? = nil, headers: HTTPHeaders, contentLength: Int?, chunked: Bool = false) {
         HTTPWriter.appendStatusLine(status, reason: HTTPStatus.reason(status), version: .http1_1, into: &out)
         out.append(contentsOf: Self.dateName)
         out.append(contentsOf: server.dateCache.current())
         out.append(0x0D); out.append(0x0A)
+        if let contentType { HTTPWriter.appendField("Content-Type", contentType, into: &out) }
         for f in headers.fields where !HTTPHeaders.sameName(f.name, "Content-Length") && !HTTPHeaders.sameName(f.name, "Connection") {
             HTTPWriter.appendField(f.name, f.value, into: &out)
         }

@@ -51,6 +51,20 @@ public final class StreamDialer: ByteStreamDelegate {
     private func start(timeout: TimeAmount) {
         let host = proxy?.host ?? origin.host
         let port = proxy?.port ?? origin.port
+        guard let resolve = connector.resolve else {
+            connect(host, port, timeout: timeout)
+            return
+        }
+        resolve(host) { [weak self] result in
+            guard let self, self.completion != nil else { return }
+            switch result {
+            case .success(let address): self.connect(address, port, timeout: timeout)
+            case .failure(let e): self.fail(e)
+            }
+        }
+    }
+
+    private func connect(_ host: String, _ port: Int, timeout: TimeAmount) {
         do {
             stream = try connector.connectTCP(host, port, timeout, self)
         } catch let e as ConnectionError {

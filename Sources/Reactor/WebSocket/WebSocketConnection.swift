@@ -15,6 +15,10 @@ public final class WebSocketConnection: ByteStreamDelegate {
     public let subprotocol: String?
     public private(set) var state: State = .open
     public var closeTimeout: TimeAmount = .seconds(5)
+    /// When bytes last arrived (for "close a client silent for 90 s").
+    public private(set) var lastReceived: Deadline
+    /// Bytes waiting in the socket's write queue, when the stream is TCP (for slow-client limits).
+    public var queuedBytes: Int { (stream as? TCPConnection)?.queuedBytes ?? 0 }
 
     public var onText: ((String) -> Void)?
     public var onBinary: (([UInt8]) -> Void)?
@@ -48,6 +52,7 @@ public final class WebSocketConnection: ByteStreamDelegate {
         self.stream = stream
         self.role = role
         self.subprotocol = subprotocol
+        lastReceived = stream.loop.now
         decoder = WebSocketDecoder(role: role == .server ? .server : .client, maxMessageSize: maxMessageSize)
         masks = role == .client ? MaskKeySource() : nil
         selfRef = self
@@ -110,6 +115,7 @@ public final class WebSocketConnection: ByteStreamDelegate {
 
     public func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
         guard state != .closed else { return }
+        lastReceived = loop.now
         decoder.feed(bytes)
         processInput()
     }
