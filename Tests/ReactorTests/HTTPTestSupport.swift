@@ -30,8 +30,8 @@ final class PeerProcess {
         let dir = FileManager.default.temporaryDirectory
         outURL = dir.appendingPathComponent("peer-\(UUID().uuidString).out")
         errURL = dir.appendingPathComponent("peer-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = args
         if let environment { process.environment = environment }

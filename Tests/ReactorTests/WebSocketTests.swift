@@ -123,14 +123,8 @@ final class WebSocketTests: XCTestCase {
 
     private func connectClient(_ loop: EventLoop, port: Int, subprotocols: [String]) -> Result<WebSocketConnection, WebSocketHandshakeError>? {
         var result: Result<WebSocketConnection, WebSocketHandshakeError>?
-        StreamDialer.dial(loop: loop, origin: HTTPOrigin(useTLS: false, host: "127.0.0.1", port: port),
-                          connector: .tcp(loop: loop), timeout: .seconds(5)) { dial in
-            switch dial {
-            case .failure(let e): result = .failure(WebSocketHandshakeError(message: "\(e)", status: nil))
-            case .success(let stream):
-                WebSocketClientHandshake.start(stream: stream, host: "127.0.0.1:\(port)", path: "/", subprotocols: subprotocols) { result = $0 }
-            }
-        }
+        WebSocketClient.connect(loop: loop, url: "ws://127.0.0.1:\(port)/", connector: .tcp(loop: loop),
+                                subprotocols: subprotocols, timeout: .seconds(10)) { result = $0 }
         loop.spin(until: { result != nil }, timeout: .seconds(10))
         return result
     }

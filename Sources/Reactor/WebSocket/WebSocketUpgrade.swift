@@ -84,7 +84,7 @@ public final class WebSocketClientHandshake: ByteStreamDelegate {
 
     private func send(host: String, path: String, headers: HTTPHeaders) {
         var h = HTTPHeaders()
-        h.add("Host", host)
+        if !headers.contains("Host") { h.add("Host", host) }   // a caller's Host (chisel --hostname) wins
         h.add("Connection", "Upgrade")
         h.add("Upgrade", "websocket")
         h.add("Sec-WebSocket-Key", key)
