@@ -1,10 +1,12 @@
 /// How a handler answers one request. A small value (no allocation): it names the connection
 /// and the request's sequence number, so a late answer to a closed connection is dropped.
+/// The reference is strong on purpose: a weak one would move the connection's reference
+/// counting to the slow side-table path for every retain on the hot path.
 /// Answer exactly once: `send…`, `startStreaming`, or `upgrade`. Answers may come later
 /// (from a timer or another callback) — the connection holds the following pipelined
 /// requests until then, so responses always go out in order.
 public struct HTTPResponder {
-    weak var connection: HTTPServerConnection?
+    let connection: HTTPServerConnection?
     let sequence: UInt64
 
     /// The full response: status, extra headers, body. Content-Length and Date are added.
@@ -60,7 +62,8 @@ public struct HTTPResponder {
 /// A response body written over time (SSE, followed logs). Writes after the client has gone
 /// are dropped; `onClose` tells the producer to stop.
 public final class HTTPResponseStream {
-    weak var connection: HTTPServerConnection?
+    /// Strong until the stream ends (then cleared, breaking the cycle with the connection).
+    var connection: HTTPServerConnection?
     let chunked: Bool
     public private(set) var isOpen = true
     /// Called once when the client goes away or the stream is finished.
@@ -94,13 +97,16 @@ public final class HTTPResponseStream {
     public func finish() {
         guard isOpen else { return }
         isOpen = false
-        connection?.finishStream(chunked: chunked)
+        let c = connection
+        connection = nil
+        c?.finishStream(chunked: chunked)
         fireClose()
     }
 
     func connectionClosed() {
         guard isOpen else { return }
         isOpen = false
+        connection = nil
         fireClose()
     }
 

@@ -26,7 +26,8 @@ public final class HTTPServer {
     private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
     let dateCache = HTTPDateCache()
     public private(set) var rejectedConnections: UInt64 = 0
-    public private(set) var requestsServed: UInt64 = 0
+    let stats = HTTPServerStats()
+    public var requestsServed: UInt64 { stats.requests }
 
     public var port: Int { listener?.port ?? 0 }
     public var address: SocketAddress? { listener?.address }
@@ -75,13 +76,16 @@ public final class HTTPServer {
         }
         let c = HTTPServerConnection(server: self, stream: conn, peer: peer)
         connections[ObjectIdentifier(c)] = c
-        conn.delegate = c
+        conn.delegate = c.streamDelegate
         c.start()
     }
 
     func connectionEnded(_ c: HTTPServerConnection) {
         connections.removeValue(forKey: ObjectIdentifier(c))
     }
+}
 
-    func countRequest() { requestsServed &+= 1 }
+/// Counters shared by a server's connections.
+final class HTTPServerStats {
+    var requests: UInt64 = 0
 }
