@@ -156,6 +156,37 @@ final class HTTPServerTests: XCTestCase {
         XCTAssertTrue(out.hasPrefix("HTTP/1.1 408 "), out)
     }
 
+    func testIdleKeepAliveTimeoutAndStreamClientGone() throws {
+        var config = HTTPServerConfiguration()
+        config.idleTimeout = .milliseconds(300)
+        let router = HTTPRouter()
+        var streamClosed = false
+        router.add("GET", "/forever") { _, res in
+            let s = res.startStreaming()
+            s.write("first\n")
+            s.onClose = { streamClosed = true }
+        }
+        router.add("GET", "/ok") { _, res in res.send(204) }
+        let idle = try HTTPServer(loop: loop, address: loopback(), configuration: config, router: router)
+        defer { idle.close() }
+        // raw_client.py reads until the server closes: the idle timer must do that.
+        guard let py = Peers.require("python3") else { return }
+        let hex = Array("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n".utf8).map { String(format: "%02x", $0) }.joined()
+        let p = try PeerProcess(py, [Peers.fixture("raw_client.py"), "\(idle.port)", hex])
+        XCTAssertTrue(loop.spin(while: p))
+        XCTAssertTrue(p.stdout.hasPrefix("HTTP/1.1 204 "), p.stdout)
+        XCTAssertFalse(p.stdout.contains("Content-Length"), "204 has no Content-Length: \(p.stdout)")
+        p.stop()
+        XCTAssertTrue(loop.spin(until: { idle.connectionCount == 0 }, timeout: .seconds(5)))
+        // A streaming response learns when its client goes away.
+        guard let curlPath = Peers.require("curl") else { return }
+        let c = try PeerProcess(curlPath, ["-sN", "--max-time", "1", "http://127.0.0.1:\(idle.port)/forever"])
+        XCTAssertTrue(loop.spin(while: c))
+        XCTAssertEqual(c.stdout, "first\n")
+        c.stop()
+        XCTAssertTrue(loop.spin(until: { streamClosed }, timeout: .seconds(5)))
+    }
+
     func testConnectionLimit() throws {
         var config = HTTPServerConfiguration()
         config.maxConnections = 0

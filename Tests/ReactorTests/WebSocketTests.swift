@@ -121,6 +121,43 @@ final class WebSocketTests: XCTestCase {
         out.stop()
     }
 
+    /// The upgrade request and a first frame in one packet: the frame must not be lost in the
+    /// HTTP parser's buffer. Also a wrong version gets 426.
+    func testFrameInSamePacketAsUpgradeAndBadVersion() throws {
+        guard let py = Peers.require("python3") else { return }
+        let loop = try makeLoop()
+        let router = HTTPRouter()
+        router.add("GET", "/ws") { req, res in
+            WebSocketServerUpgrade.upgrade(req, res) { ws in
+                ws.closeTimeout = .milliseconds(300)   // raw_client never answers the close
+                ws.onText = { [unowned ws] in ws.sendText("echo:" + $0); ws.close(code: 1000) }
+            }
+        }
+        let server = try HTTPServer(loop: loop, address: loopback(), router: router)
+        defer { server.close() }
+        func raw(_ bytes: [UInt8]) throws -> Data {
+            let hex = bytes.map { String(format: "%02x", $0) }.joined()
+            let p = try PeerProcess(py, [Peers.fixture("raw_client.py"), "\(server.port)", hex])
+            XCTAssertTrue(loop.spin(while: p))
+            defer { p.stop() }
+            return p.stdoutData
+        }
+        let request = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        let frame: [UInt8] = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+        let out = try raw(Array(request.utf8) + frame)
+        let text = String(decoding: out, as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"), text)
+        XCTAssertTrue(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), text)
+        let echo: [UInt8] = [0x81, 0x0A] + Array("echo:Hello".utf8)
+        XCTAssertNotNil(out.range(of: Data(echo)), text)
+        XCTAssertNotNil(out.range(of: Data([0x88, 0x02, 0x03, 0xE8])), "close 1000 expected: \(text)")
+        let bad = try raw(Array(request.replacingOccurrences(of: "Version: 13", with: "Version: 8").utf8))
+        let badText = String(decoding: bad, as: UTF8.self)
+        XCTAssertTrue(badText.hasPrefix("HTTP/1.1 426 "), badText)
+        XCTAssertTrue(badText.contains("Sec-WebSocket-Version: 13"), badText)
+    }
+
     private func connectClient(_ loop: EventLoop, port: Int, subprotocols: [String]) -> Result<WebSocketConnection, WebSocketHandshakeError>? {
         var result: Result<WebSocketConnection, WebSocketHandshakeError>?
         WebSocketClient.connect(loop: loop, url: "ws://127.0.0.1:\(port)/", connector: .tcp(loop: loop),

@@ -69,8 +69,13 @@ final class HTTPServerConnection {
     func streamDidReadEOF(_ stream: ByteStream) {
         // A half-closed client may still wait for answers to what it sent; finish those first.
         parser.feedEOF()
-        if phase == .handling || phase == .streaming {
-            keepAlive = false
+        if phase == .streaming {
+            // Nobody reads an endless response from a client that has hung up.
+            stream.close(nil)
+            return
+        }
+        if phase == .handling {
+            keepAlive = false   // a half-closed client still gets its answer
             return
         }
         processInput()

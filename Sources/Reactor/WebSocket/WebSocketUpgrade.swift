@@ -9,12 +9,13 @@ public enum WebSocketServerUpgrade {
                                onConnect: @escaping (WebSocketConnection) -> Void) -> Bool {
         switch WebSocketHandshake.validate(request: request.head, supportedSubprotocols: subprotocols) {
         case .failure(let error):
-            var h = HTTPHeaders()
-            if error.message.contains("Version") {
+            // The client meant to leave HTTP behind; don't keep the connection for more requests.
+            var h = HTTPHeaders([("Connection", "close")])
+            if let v = request.header("Sec-WebSocket-Version"), trimOWS(v) != "13" {
                 h.add("Sec-WebSocket-Version", "13")
                 responder.sendError(426, error.message, headers: h)
             } else {
-                responder.sendError(request.method == "GET" ? 400 : 405, error.message, headers: request.method == "GET" ? h : HTTPHeaders([("Allow", "GET")]))
+                responder.sendError(request.method == "GET" ? 400 : 405, error.message, headers: request.method == "GET" ? h : HTTPHeaders([("Allow", "GET"), ("Connection", "close")]))
             }
             return false
         case .success(let decision):
