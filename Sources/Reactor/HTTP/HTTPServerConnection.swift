@@ -33,7 +33,7 @@ final class HTTPServerConnection {
     private var processing = false
     private var readPaused = false
     private var responseStream: HTTPResponseStream?
-    private(set) var streamDelegate: HTTPServerStreamDelegate!
+    private(set) var streamDelegate: HTTPServerStreamDelegate?
 
     init(server: HTTPServer, stream: ByteStream, peer: SocketAddress?) {
         self.server = server
