@@ -8,6 +8,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var idleTimeout: TimeAmount = .seconds(60)
     /// The body must keep arriving: no gap longer than this (408).
     public var bodyTimeout: TimeAmount = .seconds(30)
+    /// After an answer that ends the connection, how long the client's leftover input is drained.
+    public var lingerTimeout: TimeAmount = .seconds(2)
     /// Over this many open HTTP connections, new ones get 503 and are closed.
     public var maxConnections = 1024
     public var limits = HTTPParser.Limits()

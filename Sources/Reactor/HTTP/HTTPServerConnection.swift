@@ -171,11 +171,17 @@ final class HTTPServerConnection {
     }
 
     private func closeAfterFlush() {
+        guard phase != .closing else { return }
         phase = .closing
-        timer?.cancel()
-        timer = nil
         flush()
-        if let tcp = stream as? TCPConnection { tcp.closeWhenFlushed() } else { stream.shutdownWrite(); stream.close() }
+        // Lingering close (as nginx does): FIN after the answer, then read and drop what the
+        // client still sends for a moment. Closing with unread input would send a reset that
+        // can destroy the answer (a 413 to an upload in flight) before the client reads it.
+        stream.shutdownWrite()
+        let d = loop.now + configuration.lingerTimeout
+        deadline = d
+        timer?.cancel()
+        armTimer(d)
     }
 
     private func flush() {
@@ -320,9 +326,11 @@ final class HTTPServerConnection {
     private func timerFired() {
         timer = nil
         timerDeadline = nil
-        guard let d = deadline, phase != .closed, phase != .closing, phase != .upgraded else { return }
+        guard let d = deadline, phase != .closed, phase != .upgraded else { return }
         if Deadline.now() < d { armTimer(d); return }
         switch phase {
+        case .closing:
+            stream.close(nil)
         case .idle:
             stream.close(nil)
         case .readingHead, .readingBody:
