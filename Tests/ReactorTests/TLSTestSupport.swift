@@ -190,3 +190,20 @@ final class TLSEchoServer {
     var address: SocketAddress { listener.address }
     func close() { listener.close() }
 }
+
+extension EventLoop {
+    /// `run(until:)` for conditions the loop cannot see (an external process's output): a
+    /// ticking timer wakes the loop so the condition is checked every few milliseconds.
+    func runPolling(until condition: () -> Bool, timeout: TimeAmount) -> Bool {
+        final class Ticker {
+            var timer: LoopTimer?
+            func start(_ loop: EventLoop) {
+                timer = loop.schedule(in: .milliseconds(10)) { [weak self, unowned loop] in self?.start(loop) }
+            }
+        }
+        let ticker = Ticker()
+        ticker.start(self)
+        defer { ticker.timer?.cancel() }
+        return run(until: condition, timeout: timeout)
+    }
+}

@@ -22,10 +22,6 @@ static inline int shim_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
 // Memory BIOs.
 // An empty read BIO says "retry" (not EOF): more ciphertext may come from the socket.
 static inline void shim_BIO_set_mem_eof_return(BIO *bio, int value) { (void)BIO_set_mem_eof_return(bio, value); }
-// Pointer to and length of the unread bytes in a memory BIO, without copying.
-static inline long shim_BIO_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
-// Empties a writable memory BIO, keeping its storage for reuse.
-static inline int shim_BIO_reset(BIO *bio) { return BIO_reset(bio); }
 
 // Server-side ALPN: picks the first of our protocols (wire format, length-prefixed) that the
 // client also offers. `protos` must outlive the SSL_CTX; the caller owns it.

@@ -3,13 +3,18 @@ import CShims
 /// One SSL_CTX built from a `TLSConfiguration`: certificates, keys and trust are loaded once
 /// and shared by every connection made from it. Build one per configuration and reuse it.
 ///
-/// Invariant: the SSL_CTX is not changed after `init`, so sessions made from it (on this loop)
-/// see one fixed configuration. Not Sendable: keep it on the loop that uses it.
+/// Invariants: the SSL_CTX is not changed after `init`, so every session made from it sees one
+/// fixed configuration; the context and its sessions live on one loop thread (not Sendable),
+/// which lets them share one scratch buffer. Several loops: one context each.
 public final class TLSContext {
     public let configuration: TLSConfiguration
     let ctx: OpaquePointer
     /// Server ALPN list; OpenSSL keeps a pointer to it, so it lives as long as the SSL_CTX.
     private let alpnList: UnsafeMutablePointer<shim_alpn_list>?
+    /// Where outgoing ciphertext is staged on its way from an engine to its transport; shared
+    /// by the context's sessions because they all run on one loop thread.
+    private let scratch: UnsafeMutableRawBufferPointer
+    private var scratchInUse = false
 
     public init(_ configuration: TLSConfiguration) throws(TLSConfigurationError) {
         self.configuration = configuration
@@ -28,11 +33,24 @@ public final class TLSContext {
             throw error
         }
         self.alpnList = alpnList
+        self.scratch = .allocate(byteCount: 64 * 1024, alignment: 16)
     }
 
     deinit {
+        scratch.deallocate()
         SSL_CTX_free(ctx)
         if let list = alpnList { Self.freeALPN(list) }
+    }
+
+    /// Lends the scratch buffer; a nested call (a transport that calls back into another
+    /// session while writing) gets a temporary one instead.
+    func withScratch<T>(_ body: (UnsafeMutableRawBufferPointer) -> T) -> T {
+        if scratchInUse {
+            return withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 16) { body($0) }
+        }
+        scratchInUse = true
+        defer { scratchInUse = false }
+        return body(scratch)
     }
 
     private static func configure(_ ctx: OpaquePointer, _ c: TLSConfiguration,

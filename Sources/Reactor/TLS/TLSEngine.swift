@@ -166,14 +166,19 @@ public final class TLSEngine {
 
     public var pendingCiphertextCount: Int { Int(BIO_ctrl_pending(writeBIO)) }
 
-    /// Hands everything waiting in the write BIO to `body` (no copy), then empties the BIO.
-    /// `body` must consume or copy the bytes before returning.
+    /// Hands everything waiting in the write BIO to `body`, in pieces read into the context's
+    /// scratch buffer (a copy proportional to the bytes, unlike emptying the BIO with a reset,
+    /// which clears its whole capacity). `body` must consume or copy the bytes before returning.
     public func drainCiphertext(_ body: (UnsafeRawBufferPointer) -> Void) {
-        var data: UnsafeMutablePointer<CChar>?
-        let count = shim_BIO_get_mem_data(writeBIO, &data)
-        guard count > 0, let data else { return }
-        body(UnsafeRawBufferPointer(start: UnsafeRawPointer(data), count: count))
-        _ = shim_BIO_reset(writeBIO)
+        while BIO_ctrl_pending(writeBIO) > 0 {
+            let more: Bool = context.withScratch { scratch in
+                let n = BIO_read(writeBIO, scratch.baseAddress, Int32(clamping: scratch.count))
+                guard n > 0 else { return false }
+                body(UnsafeRawBufferPointer(rebasing: scratch[0..<Int(n)]))
+                return true
+            }
+            if !more { return }
+        }
     }
 
     // MARK: What was negotiated
