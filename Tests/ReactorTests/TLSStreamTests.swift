@@ -307,3 +307,35 @@ final class PausingClient: ByteStreamDelegate {
         closeError = error
     }
 }
+
+extension TLSStreamTests {
+    func testTLS12ServerIsAcceptedByDefaultAndRefusedWithA13Floor() throws {
+        let loop = try EventLoop()
+        let port = try freeLocalPort()
+        let server = try OpenSSLPeer.server(port: port, workDir: pki.dir,
+                                            ["-cert", pki.serverCert, "-key", pki.serverKey, "-www", "-tls1_2"])
+        defer { server.stop() }
+        let (stream, recorder) = try connect(loop, to: localhost(port), serverName: "localhost", .client(additionalCAFile: pki.ca))
+        XCTAssertTrue(recorder.opened, "\(String(describing: recorder.closeError))")
+        XCTAssertEqual(stream.protocolVersion, .tls12)
+        stream.write("GET / HTTP/1.0\r\n\r\n")
+        XCTAssertTrue(loop.run(until: { recorder.closed }, timeout: .seconds(15)))
+        XCTAssertTrue(recorder.text.hasPrefix("HTTP/1.0 200 ok"), recorder.text)
+        XCTAssertNil(recorder.closeError)
+        server.stop()
+
+        let port2 = try freeLocalPort()
+        let server2 = try OpenSSLPeer.server(port: port2, workDir: pki.dir,
+                                             ["-cert", pki.serverCert, "-key", pki.serverKey, "-www", "-tls1_2"])
+        defer { server2.stop() }
+        var strict = TLSConfiguration.client(additionalCAFile: pki.ca)
+        strict.minimumVersion = .tls13
+        let (_, refused) = try connect(loop, to: localhost(port2), serverName: "localhost", strict)
+        XCTAssertFalse(refused.opened)
+        guard case .protocolViolation(let why)? = refused.closeError else {
+            return XCTFail("expected a TLS error, got \(String(describing: refused.closeError))")
+        }
+        XCTAssertTrue(why.hasPrefix("TLS handshake with 127.0.0.1:\(port2) failed: "), why)
+        XCTAssertTrue(why.contains("protocol version"), why)
+    }
+}

@@ -119,7 +119,9 @@ public final class TLSEngine {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return .bytes(0) }
         ERR_clear_error()
         var n = 0
-        if SSL_read_ex(ssl, base, buffer.count, &n) == 1 { return .bytes(n) }
+        if SSL_read_ex(ssl, base, buffer.count, &n) == 1 {
+            return n > 0 ? .bytes(n) : .needCiphertext   // success means n > 0; never spin on 0
+        }
         let err = SSL_get_error(ssl, 0)
         switch err {
         case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:

@@ -7,9 +7,11 @@ import Logging
 ///
 /// * Writes made before the handshake completes are kept and sent after it.
 /// * Writability is the lower stream's; pause/resume pause and resume the lower stream, and
-///   plaintext already decrypted-able is delivered after a resume.
+///   records already received are delivered after a resume.
 /// * `close(nil)` sends close_notify; the peer's close_notify (or a bare EOF, logged) reaches the
-///   delegate as `streamDidReadEOF`.
+///   delegate as `streamDidReadEOF`. A TCP lower stream is closed once the close_notify (or a
+///   fatal alert) is written; any other lower stream is closed right after it is handed over.
+/// * A lower stream that is not a `TCPConnection` is taken to be open already.
 /// * An open stream keeps itself alive until it closes, like a `TCPConnection` registered
 ///   with the loop; the delegate stays weak.
 public final class TLSStream: ByteStream {
@@ -40,6 +42,8 @@ public final class TLSStream: ByteStream {
 
     /// Plaintext leaves in chunks this size; each chunk's ciphertext is handed on before the next.
     static let writeChunk = 64 * 1024
+    /// How long a closed stream's TCP connection may take to flush close_notify or an alert.
+    static let closeFlushLimit = TimeAmount.seconds(5)
 
     /// Wraps `lower` and starts the handshake as soon as `lower` is open (at once for an open one).
     public init(lower: ByteStream, context: TLSContext, serverName: String? = nil,
@@ -198,7 +202,7 @@ public final class TLSStream: ByteStream {
         handshakeTimer = nil
         if loop.logger.logLevel <= .debug {
             loop.logger.debug("tls open", metadata: [
-                "peer": "\(peerDescription)", "version": "\(engine.protocolVersion.map { "\($0)" } ?? "?")",
+                "peer": "\(peerDescription)", "label": "\(label)", "version": "\(engine.protocolVersion.map { "\($0)" } ?? "?")",
                 "cipher": "\(engine.cipherName ?? "?")", "alpn": "\(engine.alpnProtocol ?? "-")",
             ])
         }
@@ -320,12 +324,18 @@ public final class TLSStream: ByteStream {
                 engine.drainCiphertext { lower.write($0) }   // close_notify or a fatal alert
                 if let tcp = lower as? TCPConnection, tcp.state == .open {
                     tcp.closeWhenFlushed()
+                    if tcp.state != .closed {
+                        // A peer that stops reading must not hold the socket open forever.
+                        loop.schedule(in: Self.closeFlushLimit) { [weak tcp] in
+                            tcp?.close(.closedLocally("TLS close: peer did not take our last bytes within \(Self.closeFlushLimit)"))
+                        }
+                    }
                 } else {
                     lower.close(reason)
                 }
             }
             if loop.logger.logLevel <= .debug {
-                loop.logger.debug("tls close", metadata: ["peer": "\(peerDescription)", "reason": "\(reason.map { "\($0)" } ?? "-")"])
+                loop.logger.debug("tls close", metadata: ["peer": "\(peerDescription)", "label": "\(label)", "reason": "\(reason.map { "\($0)" } ?? "-")"])
             }
             let d = delegate
             delegate = nil
