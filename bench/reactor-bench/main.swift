@@ -1,6 +1,8 @@
 // Benchmark tool for the reactor, driven by scripts/bench.sh (never by tests).
 //   reactor-bench echo-server PORT            echo every byte back, with backpressure
 //   reactor-bench echo-client PORT SECONDS    stream through the echo for SECONDS; print bytes/s
+//   reactor-bench sink-server PORT            read and discard (iperf3's shape)
+//   reactor-bench send-client PORT SECONDS    write only for SECONDS; print bytes/s
 //   reactor-bench hold-clients PORT COUNT     open COUNT idle connections, print "ready", wait for stdin EOF
 import CShims
 import Glibc
@@ -16,6 +18,12 @@ func fail(_ message: String) -> Never {
     let line = "reactor-bench: \(message)\n"
     _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
     exit(2)
+}
+
+final class Sink: ByteStreamDelegate {
+    var conns: [ObjectIdentifier: TCPConnection] = [:]
+    func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {}
+    func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) { conns.removeValue(forKey: ObjectIdentifier(stream)) }
 }
 
 final class Echo: ByteStreamDelegate {
@@ -57,22 +65,24 @@ let target: SocketAddress
 do { target = try SocketAddress(ip: "127.0.0.1", port: port) } catch { fail("\(error)") }
 
 switch args[1] {
-case "echo-server":
-    let echo = Echo()
+case "echo-server", "sink-server":
+    let echo: ByteStreamDelegate = args[1] == "echo-server" ? Echo() : Sink()
+    var conns: [ObjectIdentifier: TCPConnection] = [:]
     let listener: TCPListener
     do {
         listener = try TCPListener(loop: loop, address: target) { fd, peer in
             if let c = try? TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: echo) {
                 c.highWaterMark = 1 << 20
                 c.lowWaterMark = 256 << 10
-                echo.conns[ObjectIdentifier(c)] = c
+                conns[ObjectIdentifier(c)] = c
             }
         }
     } catch { fail("\(error)") }
     say("listening \(listener.port)")
     try? loop.watchLifecycleSignals(onShutdown: { _ in loop.stop() }, onReload: {})
     loop.run()
-case "echo-client":
+case "echo-client", "send-client":
+    let sendOnly = args[1] == "send-client"
     let seconds = args.count > 3 ? Double(args[3]) ?? 4 : 4
     let s = Streamer()
     let conn: TCPConnection
@@ -82,11 +92,13 @@ case "echo-client":
     // Warm up for half a second, then measure.
     loop.run(until: { s.failed != nil }, timeout: .milliseconds(500))
     let start = Deadline.now()
-    let startBytes = s.received
+    func moved() -> Int { sendOnly ? Int(conn.bytesWritten) : s.received }
+    let startBytes = moved()
     loop.run(until: { s.failed != nil }, timeout: .fractionalSeconds(seconds))
     let elapsed = (Deadline.now() - start).seconds
     if let f = s.failed { fail("connection failed: \(f)") }
-    say("{\"bytes\": \(s.received - startBytes), \"seconds\": \(elapsed), \"bytes_per_second\": \(Double(s.received - startBytes) / elapsed)}")
+    let bytes = moved() - startBytes
+    say("{\"bytes\": \(bytes), \"seconds\": \(elapsed), \"bytes_per_second\": \(Double(bytes) / elapsed)}")
     conn.close(nil)
 case "hold-clients":
     let count = args.count > 3 ? Int(args[3]) ?? 1000 : 1000
