@@ -1,0 +1,3 @@
+import Glibc
+
+func getpidValue() -> Int32 { getpid() }

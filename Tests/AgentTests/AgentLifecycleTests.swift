@@ -1,0 +1,20 @@
+import XCTest
+@testable import Agent
+@testable import Reactor
+
+final class AgentLifecycleTests: XCTestCase {
+    func testShutdownCompletesOnceEvenIfCalledTwice() throws {
+        let loop = try EventLoop()
+        let agent = Agent(loop: loop)
+        var done = 0
+        agent.shutdown(signal: 15) { done += 1 }
+        agent.shutdown(signal: 15) { done += 1 }
+        XCTAssertTrue(loop.run(until: { done == 1 }, timeout: .seconds(5)))
+        loop.run(until: { false }, timeout: .milliseconds(900))
+        XCTAssertEqual(done, 1)
+    }
+
+    func testVersionStringNamesTheVersion() {
+        XCTAssertTrue(AgentVersion.full.contains(AgentVersion.version))
+    }
+}
