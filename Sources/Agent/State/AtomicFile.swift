@@ -26,12 +26,13 @@ enum AtomicFile {
         var renamed = false
         defer { if !renamed { unlink(tempPath) } }
 
-        do throws(Failure) {
-            defer { close(fd) }
+        let written = Result { () throws(Failure) in
             guard fchmod(fd, mode) == 0 else { throw fail("cannot set mode of \(tempPath)") }
             try writeAll(fd, bytes, path: tempPath)
             guard fsync(fd) == 0 else { throw fail("cannot fsync \(tempPath)") }
         }
+        close(fd)
+        try written.get()
         guard rename(tempPath, path) == 0 else { throw fail("cannot rename \(tempPath) to \(path)") }
         renamed = true
         syncDirectory(directory)
