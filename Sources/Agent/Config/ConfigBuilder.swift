@@ -83,9 +83,8 @@ struct ConfigBuilder {
 
     private mutating func apply(_ key: ScalarKey, path: String, text: String,
                                 origin: ConfigOrigin) throws(ConfigError) {
-        guard key.set(&config, text) else {
-            let shown = key.secret ? "a value that is not valid" : "\"\(text)\""
-            throw ConfigError(origin, key: path, "expected \(key.expectation), got \(shown)")
+        if let problem = key.set(&config, text) {
+            throw ConfigError(origin, key: path, problem)
         }
         origins[path] = origin
     }
@@ -159,11 +158,5 @@ struct ConfigBuilder {
         } else {
             throw ConfigError(origin, "unknown setting \"\(path)\"")
         }
-    }
-
-    /// Text of `path` as it would be printed; nil for unknown paths (tests, diagnostics).
-    func rendered(_ path: String) -> RenderedScalar? {
-        guard let key = keys[path], case .scalar(let scalar) = key.kind else { return nil }
-        return scalar.render(config)
     }
 }

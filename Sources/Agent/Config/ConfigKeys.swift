@@ -18,12 +18,12 @@ struct ConfigKey {
 
 /// A key holding one scalar value, parsed from text.
 struct ScalarKey {
-    /// What a valid value looks like, for `expected <this>, got "..."`.
+    /// What a valid value looks like, for `expected <this>, got ...`.
     let expectation: String
     /// Printed as `***` when set.
     let secret: Bool
-    /// Parses `text` into the config; false when it is not a valid value.
-    let set: (inout AgentConfig, String) -> Bool
+    /// Parses `text` into the config; returns what is wrong with it, or nil when it was taken.
+    let set: (inout AgentConfig, String) -> String?
     /// Resets an optional key to nil (YAML null, or empty text); nil for required keys.
     let clear: ((inout AgentConfig) -> Void)?
     let render: (AgentConfig) -> RenderedScalar
@@ -114,9 +114,9 @@ enum ConfigKeys {
         scalar(path, ScalarKey(
             expectation: expectation, secret: false,
             set: { config, text in
-                guard !text.isEmpty, check(text) else { return false }
+                guard !text.isEmpty, check(text) else { return "expected \(expectation), got \"\(text)\"" }
                 config[keyPath: kp] = text
-                return true
+                return nil
             },
             clear: nil,
             render: { .text($0[keyPath: kp]) }))
@@ -131,11 +131,11 @@ enum ConfigKeys {
             set: { config, text in
                 if text.isEmpty {
                     config[keyPath: kp] = nil
-                    return true
+                    return nil
                 }
-                guard check(text) else { return false }
+                guard check(text) else { return "expected \(expectation), got \"\(text)\"" }
                 config[keyPath: kp] = text
-                return true
+                return nil
             },
             clear: { $0[keyPath: kp] = nil },
             render: { config in config[keyPath: kp].map { .text($0) } ?? .null }))
@@ -146,9 +146,9 @@ enum ConfigKeys {
             expectation: "true or false",
             secret: false,
             set: { config, text in
-                guard let value = parseBool(text) else { return false }
+                guard let value = parseBool(text) else { return "expected true or false, got \"\(text)\"" }
                 config[keyPath: kp] = value
-                return true
+                return nil
             },
             clear: nil,
             render: { .bool($0[keyPath: kp]) }))
@@ -160,9 +160,11 @@ enum ConfigKeys {
             expectation: "\(what) \(range.lowerBound)-\(range.upperBound)",
             secret: false,
             set: { config, text in
-                guard let value = Int(text.trimmingSpaces), range.contains(value) else { return false }
+                guard let value = Int(text.trimmingSpaces), range.contains(value) else {
+                    return "expected \(what) \(range.lowerBound)-\(range.upperBound), got \"\(text)\""
+                }
                 config[keyPath: kp] = value
-                return true
+                return nil
             },
             clear: nil,
             render: { .number($0[keyPath: kp]) }))
@@ -174,9 +176,11 @@ enum ConfigKeys {
             expectation: "\(what) \(range.lowerBound)-\(range.upperBound)",
             secret: false,
             set: { config, text in
-                guard let value = Int(text.trimmingSpaces), range.contains(value) else { return false }
+                guard let value = Int(text.trimmingSpaces), range.contains(value) else {
+                    return "expected \(what) \(range.lowerBound)-\(range.upperBound), got \"\(text)\""
+                }
                 config[keyPath: kp] = value
-                return true
+                return nil
             },
             clear: { $0[keyPath: kp] = nil },
             render: { config in config[keyPath: kp].map { .number($0) } ?? .null }))
@@ -185,12 +189,13 @@ enum ConfigKeys {
     static func duration(_ path: String, _ kp: WritableKeyPath<AgentConfig, TimeAmount>,
                          allowZero: Bool) -> ConfigKey {
         scalar(path, ScalarKey(
-            expectation: allowZero ? "a duration like \"5s\"" : "a duration above zero like \"5s\"",
+            expectation: "a duration like \"5s\"",
             secret: false,
             set: { config, text in
-                guard let value = DurationText.parse(text), allowZero || value > .zero else { return false }
+                guard let value = DurationText.parse(text) else { return "expected a duration like \"5s\", got \"\(text)\"" }
+                guard allowZero || value > .zero else { return "must be above zero, got \"\(text)\"" }
                 config[keyPath: kp] = value
-                return true
+                return nil
             },
             clear: nil,
             render: { .duration($0[keyPath: kp]) }))
@@ -203,9 +208,11 @@ enum ConfigKeys {
             expectation: "one of " + E.allCases.map(\.rawValue).joined(separator: ", "),
             secret: false,
             set: { config, text in
-                guard let value = E(rawValue: text.trimmingSpaces.lowercased()) else { return false }
+                guard let value = E(rawValue: text.trimmingSpaces.lowercased()) else {
+                    return "expected one of \(E.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\""
+                }
                 config[keyPath: kp] = value
-                return true
+                return nil
             },
             clear: nil,
             render: { .text($0[keyPath: kp].rawValue) }))
