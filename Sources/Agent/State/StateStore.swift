@@ -26,9 +26,7 @@ public struct StateStore: Sendable {
         guard bytes.contains(where: { !$0.isJSONSpace }) else { throw StateError(.corrupt, path: path, "the file is empty") }
         let state: AgentState
         do {
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            state = try decoder.decode(AgentState.self, from: Data(bytes))
+            state = try JSONDecoder().decode(AgentState.self, from: Data(bytes))
         } catch let error as DecodingError {
             throw StateError(.corrupt, path: path, Self.describe(error))
         } catch {
@@ -52,7 +50,6 @@ public struct StateStore: Sendable {
         let data: Data
         do {
             let encoder = JSONEncoder()
-            encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             data = try encoder.encode(state)
         } catch {
@@ -103,7 +100,8 @@ public struct StateStore: Sendable {
         }
         switch error {
         case .dataCorrupted(let context):
-            return "\(path(context))not valid JSON (\(context.debugDescription))"
+            if context.codingPath.isEmpty { return "not valid JSON (\(context.debugDescription))" }
+            return "\(path(context))\(context.debugDescription)"
         case .keyNotFound(let key, let context):
             return "\(path(context))missing \"\(key.stringValue)\""
         case .typeMismatch(_, let context), .valueNotFound(_, let context):
