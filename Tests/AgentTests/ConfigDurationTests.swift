@@ -41,7 +41,7 @@ final class ConfigDurationTests: XCTestCase {
     }
 
     func testDurationKeysAcceptNumbersAndStrings() throws {
-        let (c, _) = try loadYAML("realtime:\n  sse_heartbeat: 15\n  connection_timeout: \"2m\"\ntunnel:\n  inactivity_timeout: 0\n")
+        let (c, _) = try loadConfigYAML("realtime:\n  sse_heartbeat: 15\n  connection_timeout: \"2m\"\ntunnel:\n  inactivity_timeout: 0\n")
         XCTAssertEqual(c.realtime.sseHeartbeat, .seconds(15))
         XCTAssertEqual(c.realtime.connectionTimeout, .seconds(120))
         XCTAssertEqual(c.tunnel.inactivityTimeout, .zero)

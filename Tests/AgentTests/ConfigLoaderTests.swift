@@ -7,7 +7,7 @@ final class ConfigLoaderTests: XCTestCase {
     // MARK: the architecture example
 
     func testArchitectureExampleLoadsEveryKey() throws {
-        let (config, warnings) = try loadYAML(architectureExampleYAML + architectureTunnelYAML)
+        let (config, warnings) = try loadConfigYAML(configArchitectureExampleYAML + configArchitectureTunnelYAML)
         XCTAssertEqual(warnings, [])
         XCTAssertEqual(config.agent.id, "agent-prod-east-001")
         XCTAssertEqual(config.agent.name, "Production East Agent")
@@ -87,7 +87,7 @@ final class ConfigLoaderTests: XCTestCase {
         state:
           path: /data/state.json
         """
-        let (c, warnings) = try loadYAML(yaml)
+        let (c, warnings) = try loadConfigYAML(yaml)
         XCTAssertEqual(warnings, [])
         XCTAssertEqual(c.agent.heartbeatInterval, .seconds(45))
         XCTAssertEqual(c.pipeops.tls.caFile, "/etc/pipeops/ca.pem")
@@ -150,14 +150,14 @@ final class ConfigLoaderTests: XCTestCase {
     }
 
     func testDefaultForwardsFollowTheAgentPort() throws {
-        let (c, _) = try loadYAML("agent:\n  port: 9191\n")
+        let (c, _) = try loadConfigYAML("agent:\n  port: 9191\n")
         XCTAssertEqual(c.tunnel.forwards.last?.localAddr, "localhost:9191")
-        let (explicit, _) = try loadYAML("tunnel:\n  forwards: []\n")
+        let (explicit, _) = try loadConfigYAML("tunnel:\n  forwards: []\n")
         XCTAssertEqual(explicit.tunnel.forwards, [])
     }
 
     func testNullSectionsAndNullValuesKeepDefaults() throws {
-        let (c, warnings) = try loadYAML("agent:\nserver:\n  rate_limit:\npipeops:\n  token: ~\n")
+        let (c, warnings) = try loadConfigYAML("agent:\nserver:\n  rate_limit:\npipeops:\n  token: ~\n")
         XCTAssertEqual(warnings, [])
         XCTAssertEqual(c.server.rateLimit, 50)
         XCTAssertNil(c.pipeops.token)
@@ -167,18 +167,18 @@ final class ConfigLoaderTests: XCTestCase {
 
     func testEachLayerOverridesThePreviousOne() throws {
         let file = "agent:\n  port: 8081\nlogging:\n  level: warning\npipeops:\n  token: from-file\n"
-        let (fileOnly, _) = try loadYAML(file)
+        let (fileOnly, _) = try loadConfigYAML(file)
         XCTAssertEqual(fileOnly.agent.port, 8081)
         XCTAssertEqual(fileOnly.logging.level, .warning)
         XCTAssertEqual(fileOnly.pipeops.token, "from-file")
 
         let env = ["PIPEOPS_PORT": "8082", "PIPEOPS_LOG_LEVEL": "error"]
-        let (withEnv, _) = try loadYAML(file, environment: env)
+        let (withEnv, _) = try loadConfigYAML(file, environment: env)
         XCTAssertEqual(withEnv.agent.port, 8082)
         XCTAssertEqual(withEnv.logging.level, .error)
         XCTAssertEqual(withEnv.pipeops.token, "from-file", "keys the environment does not set stay from the file")
 
-        let (withFlags, _) = try loadYAML(file, environment: env, overrides: ["agent.port": "8083"])
+        let (withFlags, _) = try loadConfigYAML(file, environment: env, overrides: ["agent.port": "8083"])
         XCTAssertEqual(withFlags.agent.port, 8083)
         XCTAssertEqual(withFlags.logging.level, .error)
 
@@ -203,7 +203,7 @@ final class ConfigLoaderTests: XCTestCase {
             "PIPEOPS_STATE_PATH": "/srv/state.json",
         ]
         XCTAssertEqual(Set(environment.keys), Set(ConfigLoader.environmentKeys.map(\.variable)))
-        let (c, warnings) = try loadYAML(architectureExampleYAML, environment: environment)
+        let (c, warnings) = try loadConfigYAML(configArchitectureExampleYAML, environment: environment)
         XCTAssertEqual(warnings, ["config.yaml:23: realtime.websocket_port (8080) differs from agent.port (9999); "
                                   + "WebSocket is served on agent.port"])
         XCTAssertEqual(c.pipeops.apiURL, "https://cp.example.com/base")
@@ -219,41 +219,41 @@ final class ConfigLoaderTests: XCTestCase {
     }
 
     func testEmptyEnvironmentVariablesAreIgnored() throws {
-        let (c, _) = try loadYAML("pipeops:\n  token: file\n", environment: ["PIPEOPS_TOKEN": "", "PIPEOPS_PORT": ""])
+        let (c, _) = try loadConfigYAML("pipeops:\n  token: file\n", environment: ["PIPEOPS_TOKEN": "", "PIPEOPS_PORT": ""])
         XCTAssertEqual(c.pipeops.token, "file")
         XCTAssertEqual(c.agent.port, 8080)
     }
 
     func testKubernetesServiceLinkInPipeopsPortIsIgnored() throws {
-        let (c, warnings) = try loadYAML("", environment: ["PIPEOPS_PORT": "tcp://10.43.0.7:8080"])
+        let (c, warnings) = try loadConfigYAML("", environment: ["PIPEOPS_PORT": "tcp://10.43.0.7:8080"])
         XCTAssertEqual(c.agent.port, 8080)
         XCTAssertEqual(warnings.count, 1)
         XCTAssertTrue(warnings[0].hasPrefix("$PIPEOPS_PORT: "), warnings[0])
     }
 
     func testBadEnvironmentValueNamesTheVariable() {
-        XCTAssertEqual(loadError("", environment: ["PIPEOPS_PORT": "http"]),
+        XCTAssertEqual(configLoadError("", environment: ["PIPEOPS_PORT": "http"]),
                        "$PIPEOPS_PORT: agent.port: expected a port number 1-65535, got \"http\"")
-        XCTAssertEqual(loadError("", environment: ["PIPEOPS_ENABLE_SSE": "maybe"]),
+        XCTAssertEqual(configLoadError("", environment: ["PIPEOPS_ENABLE_SSE": "maybe"]),
                        "$PIPEOPS_ENABLE_SSE: server.enable_sse: expected true or false, got \"maybe\"")
     }
 
     // MARK: command-line overrides
 
     func testOverridesSetLabelsAndClearOptionals() throws {
-        let (c, _) = try loadYAML("agent:\n  labels:\n    a: \"1\"\npipeops:\n  token: t\n",
+        let (c, _) = try loadConfigYAML("agent:\n  labels:\n    a: \"1\"\npipeops:\n  token: t\n",
                                   overrides: ["agent.labels.zone": "b", "pipeops.token": ""])
         XCTAssertEqual(c.agent.labels, ["a": "1", "zone": "b"])
         XCTAssertNil(c.pipeops.token)
-        let (replaced, _) = try loadYAML("", overrides: ["agent.labels": "x=1, y = 2"])
+        let (replaced, _) = try loadConfigYAML("", overrides: ["agent.labels": "x=1, y = 2"])
         XCTAssertEqual(replaced.agent.labels, ["x": "1", "y": "2"])
     }
 
     func testUnknownOverrideIsAnError() {
-        XCTAssertEqual(loadError("", overrides: ["agent.prot": "1"]), "command line: unknown setting \"agent.prot\"")
-        XCTAssertEqual(loadError("", overrides: ["tunnel.forwards": "x"]),
+        XCTAssertEqual(configLoadError("", overrides: ["agent.prot": "1"]), "command line: unknown setting \"agent.prot\"")
+        XCTAssertEqual(configLoadError("", overrides: ["tunnel.forwards": "x"]),
                        "command line: tunnel.forwards: can only be set in the config file")
-        XCTAssertEqual(loadError("", overrides: ["logging.level": "verbose"]),
+        XCTAssertEqual(configLoadError("", overrides: ["logging.level": "verbose"]),
                        "command line: logging.level: expected one of trace, debug, info, warning, error, got \"verbose\"")
     }
 
@@ -261,36 +261,36 @@ final class ConfigLoaderTests: XCTestCase {
 
     func testTypeErrorNamesFileLineAndKey() {
         let yaml = "agent:\n  port: 8080\ntunnel:\n  enabled: true\n  poll_interval: soon\n"
-        XCTAssertEqual(loadError(yaml), "config.yaml:5: tunnel.poll_interval: expected a duration like \"5s\", got \"soon\"")
+        XCTAssertEqual(configLoadError(yaml), "config.yaml:5: tunnel.poll_interval: expected a duration like \"5s\", got \"soon\"")
     }
 
     func testTypeErrorsOfEveryKind() {
-        XCTAssertEqual(loadError("agent:\n  port: 70000\n"),
+        XCTAssertEqual(configLoadError("agent:\n  port: 70000\n"),
                        "config.yaml:2: agent.port: expected a port number 1-65535, got \"70000\"")
-        XCTAssertEqual(loadError("agent:\n  port:\n    x: 1\n"),
+        XCTAssertEqual(configLoadError("agent:\n  port:\n    x: 1\n"),
                        "config.yaml:2: agent.port: expected a port number 1-65535, got a mapping")
-        XCTAssertEqual(loadError("server:\n  enable_sse: sometimes\n"),
+        XCTAssertEqual(configLoadError("server:\n  enable_sse: sometimes\n"),
                        "config.yaml:2: server.enable_sse: expected true or false, got \"sometimes\"")
-        XCTAssertEqual(loadError("tunnel:\n  mode: vpn\n"),
+        XCTAssertEqual(configLoadError("tunnel:\n  mode: vpn\n"),
                        "config.yaml:2: tunnel.mode: expected one of chisel, ssh, got \"vpn\"")
-        XCTAssertEqual(loadError("logging:\n  format: xml\n"),
+        XCTAssertEqual(configLoadError("logging:\n  format: xml\n"),
                        "config.yaml:2: logging.format: expected one of json, console, got \"xml\"")
-        XCTAssertEqual(loadError("agent:\n  heartbeat_interval: 0s\n"),
+        XCTAssertEqual(configLoadError("agent:\n  heartbeat_interval: 0s\n"),
                        "config.yaml:2: agent.heartbeat_interval: must be above zero, got \"0s\"")
-        XCTAssertEqual(loadError("pipeops:\n  api_url: ftp://x\n"),
+        XCTAssertEqual(configLoadError("pipeops:\n  api_url: ftp://x\n"),
                        "config.yaml:2: pipeops.api_url: expected an http:// or https:// URL, got \"ftp://x\"")
-        XCTAssertEqual(loadError("server: [1, 2]\n"),
+        XCTAssertEqual(configLoadError("server: [1, 2]\n"),
                        "config.yaml:1: server: expected a mapping, got a list")
-        XCTAssertEqual(loadError("- a\n- b\n"),
+        XCTAssertEqual(configLoadError("- a\n- b\n"),
                        "config.yaml:1: expected a mapping of sections (agent:, pipeops:, ...), got a list")
-        XCTAssertEqual(loadError("agent:\n  cluster_name: \"\"\n"),
+        XCTAssertEqual(configLoadError("agent:\n  cluster_name: \"\"\n"),
                        "config.yaml:2: agent.cluster_name: expected a non-empty string, got \"\"")
-        XCTAssertEqual(loadError("agent:\n  labels: [a]\n"),
+        XCTAssertEqual(configLoadError("agent:\n  labels: [a]\n"),
                        "config.yaml:2: agent.labels: expected a mapping of names to values, got a list")
     }
 
     func testMalformedYAMLIsAnErrorWithALine() {
-        let message = loadError("agent:\n  port: 8080\n  id: \"unterminated\n")
+        let message = configLoadError("agent:\n  port: 8080\n  id: \"unterminated\n")
         XCTAssertTrue(message.hasPrefix("config.yaml:"), message)
         XCTAssertTrue(message.contains("quoted scalar"), message)
     }
@@ -308,7 +308,7 @@ final class ConfigLoaderTests: XCTestCase {
               local_addr: localhost:6443
               protocol: tcp
         """
-        let (c, warnings) = try loadYAML(yaml)
+        let (c, warnings) = try loadConfigYAML(yaml)
         XCTAssertEqual(c.agent.port, 8080)
         XCTAssertEqual(warnings, [
             "config.yaml:2: unknown key agent.colour (ignored)",
@@ -326,37 +326,37 @@ final class ConfigLoaderTests: XCTestCase {
             - name: api
               local_addr: localhost:6444
         """
-        XCTAssertEqual(loadError(duplicate),
+        XCTAssertEqual(configLoadError(duplicate),
                        "config.yaml:5: tunnel.forwards[1].name: \"api\" is used twice (first at line 3)")
-        XCTAssertEqual(loadError("tunnel:\n  forwards:\n    - name: api\n      local_addr: localhost\n"),
+        XCTAssertEqual(configLoadError("tunnel:\n  forwards:\n    - name: api\n      local_addr: localhost\n"),
                        "config.yaml:4: tunnel.forwards[0].local_addr: expected host:port with a port 1-65535, got \"localhost\"")
-        XCTAssertEqual(loadError("tunnel:\n  forwards:\n    - name: api\n      local_addr: localhost:0\n"),
+        XCTAssertEqual(configLoadError("tunnel:\n  forwards:\n    - name: api\n      local_addr: localhost:0\n"),
                        "config.yaml:4: tunnel.forwards[0].local_addr: expected host:port with a port 1-65535, got \"localhost:0\"")
-        XCTAssertEqual(loadError("tunnel:\n  forwards:\n    - local_addr: localhost:1\n"),
+        XCTAssertEqual(configLoadError("tunnel:\n  forwards:\n    - local_addr: localhost:1\n"),
                        "config.yaml:3: tunnel.forwards[0]: missing \"name\"")
-        XCTAssertEqual(loadError("tunnel:\n  forwards:\n    - name: a\n      local_addr: h:1\n      remote_port: -1\n"),
+        XCTAssertEqual(configLoadError("tunnel:\n  forwards:\n    - name: a\n      local_addr: h:1\n      remote_port: -1\n"),
                        "config.yaml:5: tunnel.forwards[0].remote_port: expected a port number 0-65535 (0 = allocated), got \"-1\"")
-        XCTAssertEqual(loadError("tunnel:\n  forwards: 3\n"),
+        XCTAssertEqual(configLoadError("tunnel:\n  forwards: 3\n"),
                        "config.yaml:2: tunnel.forwards: expected a list of forwards (- name: ..., local_addr: ...), got \"3\"")
     }
 
     func testCrossKeyValidation() throws {
-        XCTAssertEqual(loadError("pipeops:\n  tls:\n    cert_file: /c.pem\n"),
+        XCTAssertEqual(configLoadError("pipeops:\n  tls:\n    cert_file: /c.pem\n"),
                        "config.yaml:3: pipeops.tls.cert_file: is set but pipeops.tls.key_file is not; a client certificate needs both")
-        XCTAssertEqual(loadError("tunnel:\n  mode: ssh\n"),
+        XCTAssertEqual(configLoadError("tunnel:\n  mode: ssh\n"),
                        "config.yaml:2: tunnel.ssh.server: is required when tunnel.mode is ssh")
-        XCTAssertEqual(loadError("tunnel:\n  ssh:\n    server: h\n    user: u\n", overrides: ["tunnel.mode": "ssh"]),
+        XCTAssertEqual(configLoadError("tunnel:\n  ssh:\n    server: h\n    user: u\n", overrides: ["tunnel.mode": "ssh"]),
                        "command line: tunnel.ssh: needs a password or an identity_file when tunnel.mode is ssh")
-        let (_, warnings) = try loadYAML("realtime:\n  websocket_port: 9000\n")
+        let (_, warnings) = try loadConfigYAML("realtime:\n  websocket_port: 9000\n")
         XCTAssertEqual(warnings, ["config.yaml:2: realtime.websocket_port (9000) differs from agent.port (8080); WebSocket is served on agent.port"])
     }
 
     func testHomeIsExpandedInPaths() throws {
-        let (c, _) = try loadYAML("state:\n  path: ~/state/s.json\nkubernetes:\n  kubeconfig: ~/.kube/config\n",
+        let (c, _) = try loadConfigYAML("state:\n  path: ~/state/s.json\nkubernetes:\n  kubeconfig: ~/.kube/config\n",
                                   environment: ["HOME": "/home/op"])
         XCTAssertEqual(c.state.path, "/home/op/state/s.json")
         XCTAssertEqual(c.kubernetes.kubeconfig, "/home/op/.kube/config")
-        XCTAssertEqual(loadError("state:\n  path: ~/s.json\n"),
+        XCTAssertEqual(configLoadError("state:\n  path: ~/s.json\n"),
                        "config.yaml:2: state.path: cannot expand \"~\" in \"~/s.json\": HOME is not set")
     }
 
@@ -369,7 +369,7 @@ final class ConfigLoaderTests: XCTestCase {
     }
 
     func testDefaultFileIsUsedOnlyWhenItExists() throws {
-        let home = try makeTemporaryDirectory(self)
+        let home = try makeConfigTestDirectory(self)
         let (none, _) = try ConfigLoader.load(path: nil, environment: ["HOME": home], overrides: [:])
         XCTAssertEqual(none.agent.port, 8080)
 
@@ -384,7 +384,7 @@ final class ConfigLoaderTests: XCTestCase {
     }
 
     func testExplicitFileAndSizeLimit() throws {
-        let dir = try makeTemporaryDirectory(self)
+        let dir = try makeConfigTestDirectory(self)
         let path = dir + "/agent.yaml"
         try "logging:\n  level: trace\n".write(toFile: path, atomically: true, encoding: .utf8)
         let (c, _) = try ConfigLoader.load(path: path, environment: [:], overrides: [:])
@@ -394,5 +394,16 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertThrowsError(try ConfigLoader.load(path: path, environment: [:], overrides: [:])) { error in
             XCTAssertEqual("\(error)", "\(path): file is over the 1 MiB limit")
         }
+    }
+}
+
+final class ConfigUseTests: XCTestCase {
+    func testTokenIsRequiredToRun() throws {
+        XCTAssertThrowsError(try AgentConfig().checkReadyToRun()) { error in
+            XCTAssertEqual("\(error)", "pipeops.token: is required: set PIPEOPS_TOKEN or pipeops.token in ~/.pipeops-agent.yaml")
+        }
+        let (c, _) = try loadConfigYAML("", environment: ["PIPEOPS_TOKEN": "t"])
+        XCTAssertNoThrow(try c.checkReadyToRun())
+        XCTAssertEqual(LogLevel.warning.loggerLevel, .warning)
     }
 }

@@ -4,7 +4,7 @@ import XCTest
 
 final class ConfigPrintTests: XCTestCase {
     func testSecretsAreMaskedWhenSet() throws {
-        let (c, _) = try loadYAML("pipeops:\n  token: super-secret-token\nserver:\n  api_token: api-secret\n"
+        let (c, _) = try loadConfigYAML("pipeops:\n  token: super-secret-token\nserver:\n  api_token: api-secret\n"
                                   + "tunnel:\n  ssh:\n    password: hunter2\n")
         let text = ConfigPrinter.render(c)
         XCTAssertFalse(text.contains("super-secret-token"))
@@ -39,11 +39,11 @@ final class ConfigPrintTests: XCTestCase {
     }
 
     func testPrintedConfigReadsBackToTheSameConfig() throws {
-        let (original, _) = try loadYAML(architectureExampleYAML + architectureTunnelYAML
+        let (original, _) = try loadConfigYAML(configArchitectureExampleYAML + configArchitectureTunnelYAML
                                          + "state:\n  path: \"/tmp/a\\tb\"\n",
                                          overrides: ["tunnel.inactivity_timeout": "1h2m3s", "agent.labels.odd key": "-"])
         let printed = ConfigPrinter.render(original)
-        let (reread, warnings) = try loadYAML(printed)
+        let (reread, warnings) = try loadConfigYAML(printed)
         XCTAssertEqual(warnings.filter { !$0.contains("websocket_port") }, [])
         var expected = original
         expected.pipeops.token = "***" // masked on purpose

@@ -3,7 +3,7 @@ import XCTest
 @testable import Agent
 
 /// The configuration example of docs/architecture.md, verbatim (trailing spaces included).
-let architectureExampleYAML = """
+let configArchitectureExampleYAML = """
 # ~/.pipeops-agent.yaml
 agent:
   id: "agent-prod-east-001"
@@ -49,7 +49,7 @@ features:
 """
 
 /// The multi-port forwarding example of docs/architecture.md.
-let architectureTunnelYAML = """
+let configArchitectureTunnelYAML = """
 tunnel:
   enabled: true
   forwards:
@@ -66,7 +66,7 @@ tunnel:
 """
 
 /// A fresh temporary directory, removed when the test ends.
-func makeTemporaryDirectory(_ test: XCTestCase) throws -> String {
+func makeConfigTestDirectory(_ test: XCTestCase) throws -> String {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("pipeops-config-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
@@ -74,16 +74,16 @@ func makeTemporaryDirectory(_ test: XCTestCase) throws -> String {
 }
 
 /// Loads YAML text as if it were the file `config.yaml`.
-func loadYAML(_ yaml: String, environment: [String: String] = [:], overrides: [String: String] = [:])
+func loadConfigYAML(_ yaml: String, environment: [String: String] = [:], overrides: [String: String] = [:])
     throws -> (AgentConfig, warnings: [String]) {
     try ConfigLoader.load(yaml: yaml, fileName: "config.yaml", environment: environment, overrides: overrides)
 }
 
 /// The error text a load gives, or a failure when it succeeds.
-func loadError(_ yaml: String, environment: [String: String] = [:], overrides: [String: String] = [:],
+func configLoadError(_ yaml: String, environment: [String: String] = [:], overrides: [String: String] = [:],
                file: StaticString = #filePath, line: UInt = #line) -> String {
     do {
-        _ = try loadYAML(yaml, environment: environment, overrides: overrides)
+        _ = try loadConfigYAML(yaml, environment: environment, overrides: overrides)
         XCTFail("expected the config to be rejected", file: file, line: line)
         return ""
     } catch {

@@ -3,7 +3,7 @@ import XCTest
 
 final class ConfigYAMLTests: XCTestCase {
     func testParsesTheArchitectureExampleIntoATreeWithLines() throws {
-        let root = try XCTUnwrap(YAMLReader.parse(architectureExampleYAML, file: "config.yaml"))
+        let root = try XCTUnwrap(YAMLReader.parse(configArchitectureExampleYAML, file: "config.yaml"))
         guard case .mapping(let sections) = root.value else { return XCTFail("root is not a mapping") }
         XCTAssertEqual(sections.map(\.key),
                        ["agent", "pipeops", "server", "realtime", "kubernetes", "logging", "features"])
@@ -20,7 +20,7 @@ final class ConfigYAMLTests: XCTestCase {
     }
 
     func testSequencesKeepTheirItemsAndLines() throws {
-        let root = try XCTUnwrap(YAMLReader.parse(architectureTunnelYAML, file: "t.yaml"))
+        let root = try XCTUnwrap(YAMLReader.parse(configArchitectureTunnelYAML, file: "t.yaml"))
         guard case .sequence(let items)? = root["tunnel"]?["forwards"]?.value else { return XCTFail("no list") }
         XCTAssertEqual(items.count, 3)
         XCTAssertEqual(items.map(\.line), [4, 7, 10])
@@ -104,5 +104,44 @@ final class ConfigYAMLTests: XCTestCase {
         XCTAssertThrowsError(try YAMLReader.parse([0x61, 0x3A, 0x20, 0xFF, 0xFE, 0x0A], file: "c.yaml")) { error in
             XCTAssertTrue("\(error)".hasPrefix("c.yaml: "), "\(error)")
         }
+    }
+
+    /// Mutated inputs either parse or fail with a positioned error; none crash or hang.
+    func testMutatedInputsNeverCrashTheReader() {
+        var rng = ConfigTestRandom(seed: 42)
+        let base = Array((configArchitectureExampleYAML + configArchitectureTunnelYAML).utf8)
+        let alphabet = Array(":-[]{}&*!|>'\"#\t\n ,?%@`".utf8) + [0x00, 0xC3, 0xFF]
+        var failures = 0
+        for _ in 0..<3000 {
+            var bytes = base
+            for _ in 0..<(1 + Int(rng.next() % 4)) {
+                let at = Int(rng.next() % UInt64(bytes.count))
+                switch rng.next() % 3 {
+                case 0: bytes[at] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                case 1: bytes.remove(at: at)
+                default: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: at)
+                }
+            }
+            do {
+                _ = try YAMLReader.parse(bytes, file: "f.yaml")
+            } catch {
+                failures += 1
+                XCTAssertTrue("\(error)".hasPrefix("f.yaml"), "\(error)")
+            }
+        }
+        XCTAssertGreaterThan(failures, 0, "some mutations must be rejected")
+    }
+}
+
+/// A small deterministic generator so failures reproduce.
+struct ConfigTestRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

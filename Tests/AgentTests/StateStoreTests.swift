@@ -9,12 +9,12 @@ final class StateStoreTests: XCTestCase {
     }
 
     func testMissingFileLoadsAsNil() throws {
-        let dir = try makeTemporaryDirectory(self)
+        let dir = try makeConfigTestDirectory(self)
         XCTAssertNil(try StateStore(path: dir + "/none.json").load())
     }
 
     func testRoundTripWithMode0600AndDirectory0700() throws {
-        let dir = try makeTemporaryDirectory(self)
+        let dir = try makeConfigTestDirectory(self)
         let path = dir + "/nested/deeper/state.json"
         let store = StateStore(path: path)
         let state = AgentState(agentID: "a1", clusterID: "c1", clusterToken: "tok",
@@ -32,7 +32,7 @@ final class StateStoreTests: XCTestCase {
     }
 
     func testSaveReplacesAtomicallyAndLeavesNoTempFile() throws {
-        let dir = try makeTemporaryDirectory(self)
+        let dir = try makeConfigTestDirectory(self)
         let path = dir + "/state.json"
         // An existing file with loose permissions is replaced by a 0600 one.
         try "{\"agent_id\":\"old\",\"updated_at\":\"2026-01-01T00:00:00Z\"}".write(toFile: path, atomically: false, encoding: .utf8)
@@ -52,7 +52,7 @@ final class StateStoreTests: XCTestCase {
     }
 
     func testCorruptStateGivesAClearError() throws {
-        let dir = try makeTemporaryDirectory(self)
+        let dir = try makeConfigTestDirectory(self)
         let path = dir + "/state.json"
         let store = StateStore(path: path)
         let cases: [(String, String)] = [
@@ -79,7 +79,7 @@ final class StateStoreTests: XCTestCase {
     }
 
     func testBootstrapPicksConfiguredThenSavedThenNewID() throws {
-        let dir = try makeTemporaryDirectory(self)
+        let dir = try makeConfigTestDirectory(self)
         let store = StateStore(path: dir + "/state.json")
         let (fresh, w1) = try store.bootstrap(configuredAgentID: nil)
         XCTAssertEqual(w1, [])
@@ -121,7 +121,7 @@ final class StateStoreTests: XCTestCase {
     }
 
     func testUnwritableLocationIsAClearError() throws {
-        let dir = try makeTemporaryDirectory(self)
+        let dir = try makeConfigTestDirectory(self)
         try "x".write(toFile: dir + "/file", atomically: false, encoding: .utf8)
         XCTAssertThrowsError(try StateStore(path: dir + "/file/state.json").save(AgentState(agentID: "a"))) { error in
             XCTAssertEqual("\(error)", "cannot write state file \(dir)/file/state.json: \(dir)/file is not a directory")

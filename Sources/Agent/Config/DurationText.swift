@@ -38,8 +38,8 @@ public enum DurationText {
     public static func format(_ amount: TimeAmount) -> String {
         var ns = amount.nanoseconds
         if ns == 0 { return "0s" }
-        var out = ns < 0 ? "-" : ""
-        ns = ns.magnitude > UInt64(Int64.max) ? Int64.max : abs(ns)
+        if ns < 0 { return "-" + format(.nanoseconds(ns == .min ? .max : -ns)) }
+        var out = ""
         let units: [(String, Int64)] = [
             ("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000),
             ("ms", 1_000_000), ("us", 1_000), ("ns", 1),
