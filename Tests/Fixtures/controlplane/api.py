@@ -156,6 +156,10 @@ class ControlPlane:
         del self.requests[:-MAX_RECORDED]
         try:
             response = await self._dispatch(request, endpoint, params, entry, raw)
+        except asyncio.CancelledError:  # scripted "close": connection dropped, no answer
+            entry["status"] = 0
+            self._wake()
+            raise
         except Exception as exc:
             log.exception("%s %s failed", request.method, request.path)
             response = json_response({"error": f"test server error: {exc!r}"}, 500)
@@ -299,7 +303,8 @@ class ControlPlane:
         cfg = dict(self.tunnel_status_cfg.get("*", {}))
         cfg.update(self.tunnel_status_cfg.get(agent_id, {}))
         s = self.tunnel.settings
-        creds = base64.b64encode(f"{s.user or 'pipeops'}:{s.password or ''}".encode()).decode()
+        user, password = (s.user, s.password) if s.user is not None else ("pipeops", "pipeops")
+        creds = base64.b64encode(f"{user}:{password}".encode()).decode()
         body = {"status": "IDLE", "forwards": [], "credentials": creds, "poll_frequency": 5,
                 "tunnel_server_addr": self.tunnel.url, "server_fingerprint": s.fingerprint}
         for key in body:

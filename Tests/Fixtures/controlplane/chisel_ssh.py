@@ -188,20 +188,34 @@ class WSTransport(asyncio.Transport):
         self._queued = 0
         self._max_queue = max_queue_bytes
         self._closing = False
-        self.frozen = False  # test hook: drop all traffic both ways (a black-holed path)
+        # Test hook: while frozen nothing is sent or read (a stalled path: the peer's pings go
+        # unanswered, TCP stays up); writes queue up (bounded) and flow again on thaw.
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.bytes_in = 0
         self.bytes_out = 0
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     # -- asyncio.Transport -------------------------------------------------------------
+    @property
+    def frozen(self) -> bool:
+        return not self._flowing.is_set()
+
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        if value:
+            self._flowing.clear()
+        else:
+            self._flowing.set()
+
     def write(self, data: bytes) -> None:
-        if self._closing or self.frozen or not data:
+        if self._closing or not data:
             return
         self._queued += len(data)
         if self._queued > self._max_queue:
             log.warning("websocket peer %s not reading: %d bytes queued, aborting",
                         self._ws.remote_address, self._queued)
-            self.abort()
+            self.drop()
             return
         self._queue.put_nowait(bytes(data))
 
@@ -243,6 +257,8 @@ class WSTransport(asyncio.Transport):
                 data = await self._queue.get()
                 if data is None:
                     break
+                if not self._flowing.is_set():
+                    await self._flowing.wait()
                 self._queued -= len(data)
                 self.bytes_out += len(data)
                 await self._ws.send(data)
@@ -254,6 +270,8 @@ class WSTransport(asyncio.Transport):
 
     def drop(self) -> None:
         """Close the TCP connection at once, without a WebSocket close frame."""
+        self._closing = True
+        self._flowing.set()  # release pumps parked by a freeze so they see the loss
         transport = getattr(self._ws, "transport", None)
         if transport is not None:
             transport.abort()
@@ -263,9 +281,11 @@ class WSTransport(asyncio.Transport):
         exc: Optional[Exception] = None
         try:
             while True:
+                if not self._flowing.is_set():
+                    await self._flowing.wait()
                 msg = await self._ws.recv(decode=False)
-                if self.frozen:
-                    continue
+                if not self._flowing.is_set():
+                    await self._flowing.wait()
                 self.bytes_in += len(msg)
                 self._protocol.data_received(msg)
         except Exception as err:  # ConnectionClosed or transport errors

@@ -297,6 +297,17 @@ class SelfTest:
                 c.stats.get("server_pings", 0) >= 1 and sessions and sessions[0]["pongs"] >= 1,
                 (c.stats, sessions[0]["pongs"] if sessions else None))
 
+        await self.ctl_call("POST", "/tunnel/freeze", {"frozen": True})
+        try:
+            await c.request(b"ping", timeout=0.5)
+            stalled = False
+        except asyncio.TimeoutError:
+            stalled = True
+        await self.ctl_call("POST", "/tunnel/freeze", {"frozen": False})
+        ok, data = await c.request(b"ping")
+        r.check("freeze stalls the session (ping unanswered), thaw resumes it",
+                stalled and ok and data == b"pong", (stalled, ok, data))
+
         c2 = ChiselClient()
         await c2.connect(self.tunnel, "u", "p")
         ok, err = await c2.send_config(cfg)

@@ -116,6 +116,7 @@ async def main(args: argparse.Namespace) -> int:
         if forwards:
             initial["forwards"] = forwards
         cp.tunnel_status_cfg["*"] = initial
+    cp.save_state()
 
     app = web.Application(client_max_size=MAX_REQUEST_BODY)
     info: dict = {}
