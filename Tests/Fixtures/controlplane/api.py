@@ -66,7 +66,8 @@ class ControlPlane:
             with open(self.state_file) as f:
                 state = json.load(f)
             self.clusters = state.get("clusters", {})
-            self.valid_tokens = set(state.get("valid_tokens", self.initial_tokens))
+            # --token values stay valid; rotated tokens the agent may have persisted too
+            self.valid_tokens = set(self.initial_tokens) | set(state.get("valid_tokens", []))
             self.tunnel_status_cfg = state.get("tunnel_status", {"*": {}})
             log.info("state loaded from %s: %d clusters", self.state_file, len(self.clusters))
         except (OSError, ValueError) as exc:

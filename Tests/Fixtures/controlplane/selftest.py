@@ -291,8 +291,12 @@ class SelfTest:
 
         ok, data = await c.request(b"ping")
         r.check("client ping -> REQUEST_SUCCESS + raw 'pong'", ok and data == b"pong", (ok, data))
-        await asyncio.sleep(1.3)
-        sessions = await self.ctl_call("GET", "/tunnel/sessions")
+        sessions: list = []
+        for _ in range(100):  # the server pings every 1 s (--keepalive 1); wait up to 10 s
+            sessions = await self.ctl_call("GET", "/tunnel/sessions")
+            if c.stats.get("server_pings", 0) >= 1 and sessions and sessions[0]["pongs"] >= 1:
+                break
+            await asyncio.sleep(0.1)
         r.check("server pings every --keepalive and gets pong",
                 c.stats.get("server_pings", 0) >= 1 and sessions and sessions[0]["pongs"] >= 1,
                 (c.stats, sessions[0]["pongs"] if sessions else None))
