@@ -1,3 +1,4 @@
+import Glibc
 import XCTest
 @testable import Agent
 @testable import Reactor
@@ -5,7 +6,10 @@ import XCTest
 final class AgentLifecycleTests: XCTestCase {
     func testShutdownCompletesOnceEvenIfCalledTwice() throws {
         let loop = try EventLoop()
-        let agent = Agent(loop: loop)
+        var config = AgentConfig.defaults(environment: [:])
+        config.pipeops.apiURL = ""
+        config.state.path = "/tmp/pipeops-agent-test-\(getpid())/state.json"
+        let agent = try Agent(loop: loop, config: config, environment: [:])
         var done = 0
         agent.shutdown(signal: 15) { done += 1 }
         agent.shutdown(signal: 15) { done += 1 }

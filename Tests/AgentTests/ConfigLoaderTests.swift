@@ -233,7 +233,7 @@ final class ConfigLoaderTests: XCTestCase {
 
     func testBadEnvironmentValueNamesTheVariable() {
         XCTAssertEqual(configLoadError("", environment: ["PIPEOPS_PORT": "http"]),
-                       "$PIPEOPS_PORT: agent.port: expected a port number 1-65535, got \"http\"")
+                       "$PIPEOPS_PORT: agent.port: expected a port number 0-65535, got \"http\"")
         XCTAssertEqual(configLoadError("", environment: ["PIPEOPS_ENABLE_SSE": "maybe"]),
                        "$PIPEOPS_ENABLE_SSE: server.enable_sse: expected true or false, got \"maybe\"")
     }
@@ -266,9 +266,9 @@ final class ConfigLoaderTests: XCTestCase {
 
     func testTypeErrorsOfEveryKind() {
         XCTAssertEqual(configLoadError("agent:\n  port: 70000\n"),
-                       "config.yaml:2: agent.port: expected a port number 1-65535, got \"70000\"")
+                       "config.yaml:2: agent.port: expected a port number 0-65535, got \"70000\"")
         XCTAssertEqual(configLoadError("agent:\n  port:\n    x: 1\n"),
-                       "config.yaml:2: agent.port: expected a port number 1-65535, got a mapping")
+                       "config.yaml:2: agent.port: expected a port number 0-65535, got a mapping")
         XCTAssertEqual(configLoadError("server:\n  enable_sse: sometimes\n"),
                        "config.yaml:2: server.enable_sse: expected true or false, got \"sometimes\"")
         XCTAssertEqual(configLoadError("tunnel:\n  mode: vpn\n"),

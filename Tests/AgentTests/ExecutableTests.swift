@@ -15,7 +15,11 @@ final class ExecutableTests: XCTestCase {
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: binary), "no agent binary at \(binary)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--log-level", "debug", "--log-format", "json"]
+        let dir = NSTemporaryDirectory() + "agent-sigterm-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // Standalone (no control plane), state in a temp dir: the test sends no traffic anywhere.
+        try "pipeops:\n  api_url: \"\"\nstate:\n  path: \(dir)/state.json\nagent:\n  port: 0\n".write(toFile: dir + "/agent.yaml", atomically: true, encoding: .utf8)
+        process.arguments = ["--config", dir + "/agent.yaml", "--log-level", "debug", "--log-format", "json"]
         let stderr = Pipe()
         process.standardError = stderr
         process.standardOutput = FileHandle.nullDevice

@@ -46,11 +46,13 @@ enum ConfigKeys {
             string("agent.name", \.agent.name),
             string("agent.cluster_name", \.agent.clusterName),
             string("agent.version", \.agent.version),
-            int("agent.port", \.agent.port, 1...65535, "a port number"),
+            // 0: any free port (tests); the log says which one was bound.
+            int("agent.port", \.agent.port, 0...65535, "a port number"),
             ConfigKey(path: "agent.labels", kind: .labels),
             duration("agent.heartbeat_interval", \.agent.heartbeatInterval, allowZero: false),
 
-            string("pipeops.api_url", \.pipeops.apiURL, expectation: "an http:// or https:// URL", check: isHTTPURL),
+            // Empty: standalone, no control plane (the tunnel then opens at start, e.g. in SSH mode).
+            string("pipeops.api_url", \.pipeops.apiURL, expectation: "an http:// or https:// URL", allowEmpty: true, check: isHTTPURL),
             string("pipeops.token", \.pipeops.token, secret: true),
             string("pipeops.tls.ca_file", \.pipeops.tls.caFile),
             bool("pipeops.tls.insecure_skip_verify", \.pipeops.tls.insecureSkipVerify),
@@ -109,12 +111,12 @@ enum ConfigKeys {
 
     /// A required text key: empty text is refused, YAML null keeps the default.
     static func string(_ path: String, _ kp: WritableKeyPath<AgentConfig, String>,
-                       expectation: String = "a non-empty string",
+                       expectation: String = "a non-empty string", allowEmpty: Bool = false,
                        check: @escaping (String) -> Bool = { _ in true }) -> ConfigKey {
         scalar(path, ScalarKey(
             expectation: expectation, secret: false,
             set: { config, text in
-                guard !text.isEmpty, check(text) else { return "expected \(expectation), got \"\(text)\"" }
+                guard (allowEmpty && text.isEmpty) || (!text.isEmpty && check(text)) else { return "expected \(expectation), got \"\(text)\"" }
                 config[keyPath: kp] = text
                 return nil
             },

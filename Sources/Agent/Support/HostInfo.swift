@@ -18,7 +18,7 @@ struct HostInfo: Equatable {
         if let n = environment["NODE_NAME"], !n.isEmpty { return n }
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count - 1) == 0 else { return "unknown" }
-        return String(cString: buf)
+        return String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func memoryGB() -> Double {

@@ -21,7 +21,7 @@ public struct TunnelEndpoint: Equatable, Sendable, CustomStringConvertible {
         var rest = Substring(text.trimmingCharacters(in: " "))
         guard !rest.isEmpty else { throw TunnelConfigError("tunnel server address is empty") }
         var tls = true
-        if let schemeEnd = rest.range(of: "://") {
+        if let schemeEnd = rest.firstRange(of: "://") {
             let scheme = rest[..<schemeEnd.lowerBound].lowercased()
             switch scheme {
             case "https", "wss": tls = true
