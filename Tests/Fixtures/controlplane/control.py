@@ -75,6 +75,7 @@ class Control:
             ("POST", "/_test/tunnel/settings", self.set_tunnel_settings),
             ("POST", "/_test/tunnel/garbage", self.tunnel_garbage),
             ("GET", "/_test/tunnel/ports", self.tunnel_ports),
+            ("POST", "/_test/tunnel/probe-channel", self.tunnel_probe_channel),
             ("GET", "/_test/tunnel/sessions", self.tunnel_sessions),
             ("GET", "/_test/tunnel/events", self.tunnel_events),
             ("GET", "/_test/tunnel/http-requests", self.tunnel_http_requests),
@@ -286,6 +287,10 @@ class Control:
         order = {"data": data, "close": bool(body.get("close", True))}
         self.tunnel.garbage.append(order)
         return json_response({"queued": len(self.tunnel.garbage)})
+
+    async def tunnel_probe_channel(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        return json_response(await self.tunnel.probe(str(body.get("target", ""))))
 
     async def tunnel_ports(self, request: web.Request) -> web.Response:
         return json_response(self.tunnel.ports())

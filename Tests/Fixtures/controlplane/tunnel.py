@@ -309,3 +309,23 @@ class ReverseListener:
                 "local_port": self.port, "requested_host": self.remote["LocalHost"],
                 "requested_port": self.remote["LocalPort"], "target": self.target,
                 "active_connections": len(self.active)}
+
+
+async def probe_channel(conn: Any, target: str) -> dict:
+    """Opens one `chisel` channel with an arbitrary target on a ready session, as a server whose
+    config were tampered with would, and reports whether the client accepted it. Used to check
+    that the agent refuses targets it was not configured for."""
+    class Probe(asyncssh.SSHTCPSession):
+        def __init__(self) -> None:
+            self.chan: Any = None
+
+        def connection_made(self, chan: Any) -> None:
+            self.chan = chan
+
+    chan = conn.create_tcp_channel(window=CHANNEL_WINDOW, max_pktsize=CHANNEL_MAX_PACKET)
+    try:
+        await chan._open_forward(Probe, b"chisel", target.encode())
+    except ChannelOpenError as exc:
+        return {"accepted": False, "code": exc.code, "reason": exc.reason}
+    chan.close()
+    return {"accepted": True}

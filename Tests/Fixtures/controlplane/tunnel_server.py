@@ -25,7 +25,7 @@ from chisel_ssh import (CIPHERS, CLIENT_BANNER, KEX_PROFILES, MACS, SERVER_BANNE
                         ChiselVersionMixin, WSTransport)
 from tunnel import (MAX_WS_MESSAGE, PROTOCOL, SERVER_VERSION, _WILDCARD, ConfigError,
                     ReverseListener, TunnelSettings, config_shape_problems, decode_config,
-                    now_iso, remote_display, remote_local, user_addr)
+                    now_iso, probe_channel, remote_display, remote_local, user_addr)
 
 log = logging.getLogger("tunnel")
 
@@ -495,6 +495,13 @@ class TunnelServer:
         except asyncio.TimeoutError:
             log.warning("tunnel listener did not close within 5 s")
         log.info("tunnel: stopped")
+
+    async def probe(self, target: str) -> dict:
+        """A `chisel` channel with `target` on the newest ready session (see tunnel.probe_channel)."""
+        ready = [s for s in self.sessions.values() if s.state == "ready" and s.conn is not None]
+        if not ready:
+            return {"error": "no ready session"}
+        return await probe_channel(ready[-1].conn, target)
 
     def set_frozen(self, frozen: bool) -> int:
         for session in self.sessions.values():

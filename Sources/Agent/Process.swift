@@ -1,3 +1,0 @@
-import Glibc
-
-func getpidValue() -> Int32 { getpid() }
