@@ -272,6 +272,7 @@ extension TLSStreamTests {
         // directions finished the stream closes cleanly (as TCPConnection does).
         stream?.shutdownWrite()
         XCTAssertTrue(loop.run(until: { client.closed }, timeout: .seconds(15)))
+        XCTAssertTrue(client.eof)
         XCTAssertNil(client.closeError)
         stream = nil
         XCTAssertNil(weakStream, "a closed TLSStream is released")

@@ -299,13 +299,9 @@ public final class TLSStream: ByteStream {
             // Common from HTTP servers; only a problem for protocols without their own framing.
             loop.logger.debug("tls peer closed without close_notify", metadata: ["peer": "\(peerDescription)"])
         }
-        if writeShut {
-            close()
-        } else if let d = delegate {
-            d.streamDidReadEOF(self)
-        } else {
-            close()
-        }
+        if let d = delegate { d.streamDidReadEOF(self) }
+        // Both directions are finished (or nobody listens): nothing is left to do. (As TCPConnection.)
+        if state == .open && (writeShut || delegate == nil) { close() }
     }
 
     // MARK: Closing
