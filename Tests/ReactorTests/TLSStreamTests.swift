@@ -340,3 +340,36 @@ extension TLSStreamTests {
         XCTAssertTrue(why.contains("protocol version"), why)
     }
 }
+
+extension TLSStreamTests {
+    func testConnectByHostNameSendsItAsServerName() throws {
+        let loop = try EventLoop()
+        let server = try echoServer(loop)
+        defer { server.close() }
+        // A hosts file of our own keeps the name on 127.0.0.1 (the system one may list ::1 first).
+        let hosts = pki.dir + "/hosts"
+        try "127.0.0.1 localhost\n".write(toFile: hosts, atomically: true, encoding: .utf8)
+        let resolver = try Resolver(loop: loop)
+        resolver.hostsPath = hosts
+        let recorder = StreamRecorder()
+        let stream = try TLSStream.connect(loop: loop, resolver: resolver, host: "localhost", port: server.address.port,
+                                           context: TLSContext(.client(additionalCAFile: pki.ca)), delegate: recorder)
+        stream.write("by name")
+        XCTAssertTrue(loop.run(until: { recorder.received.count >= 7 || recorder.closed }, timeout: .seconds(15)))
+        XCTAssertTrue(recorder.opened, "\(String(describing: recorder.closeError))")
+        XCTAssertEqual(recorder.text, "by name")
+        stream.close()
+        XCTAssertTrue(loop.run(until: { server.sessions.isEmpty }, timeout: .seconds(15)), "close_notify reached the server")
+        XCTAssertTrue(server.failures.isEmpty, "\(server.failures)")
+
+        // A name the certificate does not carry fails the check, named with host:port.
+        try "127.0.0.1 localhost other.test\n".write(toFile: hosts, atomically: true, encoding: .utf8)
+        resolver.invalidateHostsCache()
+        let wrong = StreamRecorder()
+        _ = try TLSStream.connect(loop: loop, resolver: resolver, host: "other.test", port: server.address.port,
+                                  context: TLSContext(.client(additionalCAFile: pki.ca)), delegate: wrong)
+        XCTAssertTrue(loop.run(until: { wrong.closed }, timeout: .seconds(15)))
+        XCTAssertEqual(wrong.closeError, .protocolViolation(
+            "TLS handshake with other.test:\(server.address.port) failed: certificate verify failed: hostname mismatch (expected other.test)"))
+    }
+}

@@ -11,7 +11,7 @@ import Logging
 /// * `close(nil)` sends close_notify; the peer's close_notify (or a bare EOF, logged) reaches the
 ///   delegate as `streamDidReadEOF`. A TCP lower stream is closed once the close_notify (or a
 ///   fatal alert) is written; any other lower stream is closed right after it is handed over.
-/// * A lower stream that is not a `TCPConnection` is taken to be open already.
+/// * A lower stream other than `TCPConnection` and `HostConnection` is taken to be open already.
 /// * An open stream keeps itself alive until it closes, like a `TCPConnection` registered
 ///   with the loop; the delegate stays weak.
 public final class TLSStream: ByteStream {
@@ -54,8 +54,14 @@ public final class TLSStream: ByteStream {
         self.engine = try TLSEngine(context: context, serverName: serverName)
         self.delegate = delegate
         let tcp = lower as? TCPConnection
-        self.peerDescription = peerDescription ?? tcp?.peer.map { "\($0)" } ?? serverName ?? "peer"
-        self.lowerOpen = tcp.map { $0.state == .open } ?? true
+        let host = lower as? HostConnection
+        self.peerDescription = peerDescription ?? tcp?.peer.map { "\($0)" } ?? host.map { "\($0.host):\($0.port)" }
+            ?? serverName ?? "peer"
+        if let host {
+            self.lowerOpen = host.connection?.state == .open
+        } else {
+            self.lowerOpen = tcp.map { $0.state == .open } ?? true
+        }
         if tcp?.state == .closed {
             throw TLSConfigurationError("TLS over \(self.peerDescription): the connection is already closed")
         }
@@ -93,6 +99,24 @@ public final class TLSStream: ByteStream {
         } catch {
             tcp.close(.closedLocally("TLS setup failed"))
             throw .closedLocally("TLS to \(address): \(error)")
+        }
+    }
+
+    /// Resolves `host` without blocking (see `HostConnection`), connects, then runs TLS with
+    /// `host` as the server name unless `serverName` says otherwise.
+    public static func connect(loop: EventLoop, resolver: Resolver, host: String, port: Int,
+                               serverName: String? = nil, context: TLSContext, timeout: TimeAmount = .seconds(10),
+                               delegate: ByteStreamDelegate, label: String = "") throws(ConnectionError) -> TLSStream {
+        let connection = HostConnection(loop: loop, resolver: resolver, host: host, port: port, timeout: timeout,
+                                        delegate: nil, label: label)
+        do {
+            let tls = try TLSStream(lower: connection, context: context, serverName: serverName ?? host,
+                                    handshakeTimeout: timeout, delegate: delegate)
+            tls.label = label
+            return tls
+        } catch {
+            connection.close(.closedLocally("TLS setup failed"))
+            throw .closedLocally("TLS to \(host):\(port): \(error)")
         }
     }
 
@@ -243,10 +267,10 @@ public final class TLSStream: ByteStream {
 
     /// Where decrypted bytes land. The loop's shared read buffer is free once the ciphertext
     /// is copied into the engine, when the lower stream is one that finishes with its own read
-    /// buffer before calling us (TCP, TLS). Other streams may still be walking that buffer
+    /// buffer before calling us (TCP, HostConnection that passes TCP reads through, TLS). Other streams may still be walking that buffer
     /// (several frames from one read), so we use a buffer of our own for them.
     private var plaintextBuffer: UnsafeMutableRawBufferPointer {
-        if lower is TCPConnection || lower is TLSStream { return loop.sharedReadBuffer }
+        if lower is TCPConnection || lower is HostConnection || lower is TLSStream { return loop.sharedReadBuffer }
         if let b = ownBuffer { return b }
         let b = UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024 + 256, alignment: 16)
         ownBuffer = b
@@ -318,7 +342,8 @@ public final class TLSStream: ByteStream {
                 if reason == nil && wasOpen { engine.closeNotify() }
                 lower.delegate = nil
                 engine.drainCiphertext { lower.write($0) }   // close_notify or a fatal alert
-                if let tcp = lower as? TCPConnection, tcp.state == .open {
+                // TCP underneath (directly or via HostConnection): let it flush, then close.
+                if let tcp = (lower as? TCPConnection) ?? (lower as? HostConnection)?.connection, tcp.state == .open {
                     tcp.closeWhenFlushed()
                     if tcp.state != .closed {
                         // A peer that stops reading must not hold the socket open forever.
