@@ -41,7 +41,7 @@ final class HTTPServerTests: XCTestCase {
             sse.send(SSEEvent(id: "2", event: "multi", data: "line1\nline2"))
             self.loop.schedule(in: .milliseconds(70)) { sse.finish() }
         }
-        router.addPrefix("GET", "/api/") { req, res in res.sendJSON(200, #"{"path":\#(JSONText.quote(String(req.path)))}"#) }
+        router.addPrefix("GET", "/api/") { req, res in res.sendJSON(200, #"{"path":\#(JSONText.quoted(String(req.path)))}"#) }
         var config = HTTPServerConfiguration()
         config.headTimeout = .seconds(1)
         config.limits.maxBodyBytes = 1 << 20

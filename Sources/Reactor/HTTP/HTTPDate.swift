@@ -28,31 +28,9 @@ final class HTTPDateCache {
     }
 }
 
-/// Minimal JSON string quoting for error bodies (Reactor has no Foundation).
-public enum JSONText {
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
-
+extension JSONText {
     /// `{"error": "<message>", "status": <code>}`, the agent's error shape.
     public static func errorBody(_ message: String, status: Int) -> String {
-        "{\"error\":\(quote(message)),\"status\":\(status)}"
+        "{\"error\":\(quoted(message)),\"status\":\(status)}"
     }
 }
