@@ -1,0 +1,254 @@
+/// What a channel needs from the connection that carries it.
+protocol SSHChannelHost: AnyObject {
+    var loop: EventLoop { get }
+    /// False while the link below is congested or a key exchange holds our packets.
+    var canSendChannelData: Bool { get }
+    /// Sends one connection-layer message built in place.
+    func channelSend(_ build: (inout [UInt8]) -> Void)
+    /// Both sides have sent CLOSE: the channel number can be reused.
+    func channelDidFinish(_ channel: SSHChannel)
+}
+
+/// One SSH channel (RFC 4254 section 5) seen as a `ByteStream`. Flow control: we grant the
+/// peer `initialWindow` bytes and top it up once half has been delivered to our delegate,
+/// but never while reading is paused (so a slow consumer stops the peer); our writes go out
+/// as the peer's window allows and queue otherwise, with water marks for `isWritable`.
+public final class SSHChannel: ByteStream {
+    public let localID: UInt32
+    public private(set) var remoteID: UInt32
+    public let type: String
+    public weak var delegate: ByteStreamDelegate?
+    public var loop: EventLoop { host?.loop ?? fallbackLoop }
+    private let fallbackLoop: EventLoop
+    weak var host: SSHChannelHost?
+
+    public var highWaterMark = 256 * 1024
+    public var lowWaterMark = 64 * 1024
+    public private(set) var isWritable = true
+    public private(set) var bytesRead: UInt64 = 0
+    public private(set) var bytesWritten: UInt64 = 0
+
+    let initialWindow: UInt32
+    let maxPacketIn: UInt32
+    private(set) var remoteWindow: UInt64
+    private var remoteMaxPacket: Int
+    private(set) var localWindow: UInt32
+    private var consumed: UInt32 = 0
+    private var pendingOut = ByteBuffer()
+    private var pendingIn = ByteBuffer()
+    private var paused = false
+    private var eofAfterFlush = false
+    private var closeAfterFlush = false
+    private(set) var sentEOF = false, sentClose = false, receivedEOF = false, receivedClose = false
+    private var notifiedClose = false
+    private var delivering = false
+
+    init(host: SSHChannelHost, loop: EventLoop, type: String, localID: UInt32, remoteID: UInt32, remoteWindow: UInt32,
+         remoteMaxPacket: UInt32, initialWindow: UInt32, maxPacket: UInt32) {
+        self.host = host
+        self.fallbackLoop = loop
+        self.type = type
+        self.localID = localID
+        self.remoteID = remoteID
+        self.remoteWindow = UInt64(remoteWindow)
+        self.remoteMaxPacket = max(1, Int(min(remoteMaxPacket, 1 << 20)))
+        self.initialWindow = initialWindow
+        self.localWindow = initialWindow
+        self.maxPacketIn = maxPacket
+    }
+
+    public var isClosed: Bool { notifiedClose }
+    var queuedBytes: Int { pendingOut.readableBytes }
+
+    // MARK: ByteStream
+
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard !sentClose, !sentEOF, !eofAfterFlush, !closeAfterFlush, !notifiedClose, bytes.count > 0 else { return }
+        var offset = 0
+        if pendingOut.isEmpty {
+            offset = sendNow(bytes)
+        }
+        if offset < bytes.count {
+            pendingOut.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            if isWritable && pendingOut.readableBytes >= highWaterMark {
+                isWritable = false
+                delegate?.stream(self, writabilityChanged: false)
+            }
+        }
+    }
+
+    public func shutdownWrite() {
+        guard !sentEOF, !sentClose, !notifiedClose else { return }
+        if pendingOut.isEmpty { sendEOF() } else { eofAfterFlush = true }
+    }
+
+    /// Closes once queued data has gone out (no half-close in between).
+    public func closeWhenFlushed() {
+        guard !notifiedClose else { return }
+        if pendingOut.isEmpty { close(nil) } else { closeAfterFlush = true }
+    }
+
+    public func close(_ reason: ConnectionError?) {
+        guard !notifiedClose else { return }
+        pendingOut.clear()
+        sendCloseIfNeeded()
+        finishIfDone()
+        notifyClose(reason)
+    }
+
+    public func pauseReading() { paused = true }
+
+    public func resumeReading() {
+        guard paused else { return }
+        paused = false
+        deliverPending()
+        if !paused { maybeAdjustWindow() }
+    }
+
+    // MARK: From the connection
+
+    func receiveData(_ bytes: UnsafeRawBufferPointer) throws {
+        guard !receivedEOF, !receivedClose else { throw SSHError.protocolError("channel \(localID): data after EOF/CLOSE") }
+        guard bytes.count <= Int(localWindow) else {
+            throw SSHError.protocolError("channel \(localID): peer sent \(bytes.count) bytes with only \(localWindow) bytes of window")
+        }
+        localWindow -= UInt32(bytes.count)
+        guard !notifiedClose else { return }
+        bytesRead &+= UInt64(bytes.count)
+        if paused || !pendingIn.isEmpty || delivering {
+            pendingIn.append(bytes)
+            return
+        }
+        consumed += UInt32(bytes.count)
+        delivering = true
+        delegate?.stream(self, didRead: bytes)
+        delivering = false
+        if !pendingIn.isEmpty && !paused { deliverPending() }
+        maybeAdjustWindow()
+    }
+
+    func receiveWindowAdjust(_ n: UInt32) throws {
+        remoteWindow += UInt64(n)
+        guard remoteWindow <= UInt64(UInt32.max) else {
+            throw SSHError.protocolError("channel \(localID): window adjust overflows 2^32-1")
+        }
+        flushPending()
+    }
+
+    func receiveEOF() {
+        receivedEOF = true
+        guard !notifiedClose else { return }
+        if pendingIn.isEmpty {
+            if let d = delegate { d.streamDidReadEOF(self) } else { close(nil) }
+        }
+    }
+
+    func receiveClose() {
+        receivedClose = true
+        pendingOut.clear()
+        sendCloseIfNeeded()
+        finishIfDone()
+        notifyClose(nil)
+    }
+
+    func connectionDidClose(_ error: ConnectionError?) {
+        sentClose = true
+        receivedClose = true
+        notifyClose(error ?? .closedLocally("ssh connection closed"))
+    }
+
+    /// Sends queued data as far as the window and the link allow.
+    func flushPending() {
+        guard !pendingOut.isEmpty, !sentClose else { return }
+        let taken = pendingOut.withReadableBytes { sendNow($0) }
+        pendingOut.moveReaderIndex(by: taken)
+        if pendingOut.isEmpty {
+            pendingOut.releaseMemory()
+            if eofAfterFlush { sendEOF() }
+            if closeAfterFlush { close(nil); return }
+        }
+        if !isWritable && pendingOut.readableBytes <= lowWaterMark {
+            isWritable = true
+            delegate?.stream(self, writabilityChanged: true)
+        }
+    }
+
+    // MARK: Internals
+
+    /// Sends what window and link allow from `bytes`; returns how many bytes went out.
+    private func sendNow(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let host else { return 0 }
+        var offset = 0
+        while offset < bytes.count && remoteWindow > 0 && host.canSendChannelData && !sentClose {
+            let n = min(bytes.count - offset, remoteMaxPacket, Int(remoteWindow))
+            let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
+            let id = remoteID
+            host.channelSend { out in
+                out.sshByte(SSHMsg.channelData); out.sshUInt32(id); out.sshUInt32(UInt32(n))
+                out.append(contentsOf: chunk)
+            }
+            remoteWindow -= UInt64(n)
+            offset += n
+            bytesWritten &+= UInt64(n)
+        }
+        return offset
+    }
+
+    private func deliverPending() {
+        guard !delivering else { return }
+        delivering = true
+        defer { delivering = false }
+        while !paused && !pendingIn.isEmpty && !notifiedClose {
+            let n = min(pendingIn.readableBytes, 64 * 1024)
+            pendingIn.withReadableBytes { raw in
+                delegate?.stream(self, didRead: UnsafeRawBufferPointer(rebasing: raw[0..<n]))
+            }
+            consumed += UInt32(n)
+            if pendingIn.readableBytes >= n { pendingIn.moveReaderIndex(by: n) }
+        }
+        if pendingIn.isEmpty {
+            pendingIn.releaseMemory()
+            if receivedEOF && !notifiedClose {
+                if let d = delegate { d.streamDidReadEOF(self) } else { close(nil) }
+            }
+        }
+    }
+
+    private func maybeAdjustWindow() {
+        guard !paused, !receivedEOF, !sentClose, consumed >= initialWindow / 2 else { return }
+        let grant = consumed
+        consumed = 0
+        localWindow += grant
+        let id = remoteID
+        host?.channelSend { out in
+            out.sshByte(SSHMsg.channelWindowAdjust); out.sshUInt32(id); out.sshUInt32(grant)
+        }
+    }
+
+    private func sendEOF() {
+        eofAfterFlush = false
+        guard !sentEOF, !sentClose else { return }
+        sentEOF = true
+        let id = remoteID
+        host?.channelSend { out in out.sshByte(SSHMsg.channelEOF); out.sshUInt32(id) }
+    }
+
+    private func sendCloseIfNeeded() {
+        guard !sentClose else { return }
+        sentClose = true
+        let id = remoteID
+        host?.channelSend { out in out.sshByte(SSHMsg.channelClose); out.sshUInt32(id) }
+    }
+
+    private func finishIfDone() {
+        if sentClose && receivedClose { host?.channelDidFinish(self) }
+    }
+
+    private func notifyClose(_ reason: ConnectionError?) {
+        guard !notifiedClose else { return }
+        notifiedClose = true
+        let d = delegate
+        delegate = nil
+        d?.stream(self, didCloseWith: reason)
+    }
+}

@@ -1,0 +1,245 @@
+import Logging
+
+/// What an `SSHConnection` reports, on the loop thread.
+public protocol SSHConnectionDelegate: AnyObject {
+    /// Key exchange and user authentication are done; requests and channels may start.
+    func sshConnectionDidAuthenticate(_ connection: SSHConnection)
+    /// The server opens a channel: call `accept` or `reject` (now or later). Default: reject.
+    func sshConnection(_ connection: SSHConnection, channelOpen request: SSHChannelOpenRequest)
+    /// A global request from the server. Return nil for the default: `ping` gets success with
+    /// raw `pong`, anything else with want-reply gets failure.
+    func sshConnection(_ connection: SSHConnection, globalRequest name: String, wantReply: Bool, data: [UInt8]) -> SSHGlobalReply?
+    /// Host key accepted (fingerprint matched, or none was configured and `warning` said so).
+    func sshConnection(_ connection: SSHConnection, didVerifyHostKey key: SSHHostKey)
+    func sshConnection(_ connection: SSHConnection, warning: String)
+    /// Called exactly once; `error` nil for a close we asked for.
+    func sshConnection(_ connection: SSHConnection, didDisconnectWith error: SSHError?)
+}
+
+extension SSHConnectionDelegate {
+    public func sshConnection(_ connection: SSHConnection, channelOpen request: SSHChannelOpenRequest) {
+        request.reject(reason: 1, text: "channel type \(request.type) not accepted")
+    }
+    public func sshConnection(_ connection: SSHConnection, globalRequest name: String, wantReply: Bool, data: [UInt8]) -> SSHGlobalReply? { nil }
+    public func sshConnection(_ connection: SSHConnection, didVerifyHostKey key: SSHHostKey) {}
+    public func sshConnection(_ connection: SSHConnection, warning: String) {
+        connection.loop.logger.warning("ssh: \(warning)")
+    }
+}
+
+/// An SSH client connection over any `ByteStream` (TCP now, a WebSocket stream for chisel):
+/// the thin glue between the stream and the sans-I/O `SSHSession`.
+public final class SSHConnection: ByteStreamDelegate, SSHSessionOwner {
+    public enum State: Equatable { case connecting, handshaking, authenticated, closed }
+
+    public let loop: EventLoop
+    public let stream: ByteStream
+    public weak var delegate: SSHConnectionDelegate?
+    public private(set) var state = State.connecting
+    public var label = ""
+
+    let session: SSHSession
+    private var receiving = false
+    private var handshakeTimer: LoopTimer?
+    private var rekeyTimer: LoopTimer?
+
+    /// Wraps `stream`. Call `start()` once the stream is open (the TCP helper does this itself).
+    public init(loop: EventLoop, stream: ByteStream, config: SSHClientConfig, delegate: SSHConnectionDelegate?) {
+        self.loop = loop
+        self.stream = stream
+        self.delegate = delegate
+        session = SSHSession(config: config, loop: loop)
+        session.owner = self
+        stream.delegate = self
+    }
+
+    /// Dials `address` over TCP and runs SSH on it.
+    public static func connect(loop: EventLoop, to address: SocketAddress, config: SSHClientConfig,
+                               delegate: SSHConnectionDelegate?, timeout: TimeAmount = .seconds(10)) throws -> SSHConnection {
+        let relay = OpenRelay()
+        let tcp = try TCPConnection.connect(loop: loop, to: address, timeout: timeout, delegate: relay, label: "ssh")
+        let conn = SSHConnection(loop: loop, stream: tcp, config: config, delegate: delegate)
+        conn.state = .connecting
+        return conn
+    }
+
+    /// Sends our identification line and KEXINIT.
+    public func start() {
+        guard state == .connecting else { return }
+        state = .handshaking
+        let limit = session.config.handshakeTimeout
+        handshakeTimer = loop.schedule(in: limit) { [weak self] in
+            self?.fail(SSHError.closed("handshake did not finish within \(limit)"))
+        }
+        perform { try session.start() }
+    }
+
+    public var hostKey: SSHHostKey? { session.transport.hostKey }
+    public var serverBanner: String? { session.transport.serverBanner }
+    public var negotiatedAlgorithms: String {
+        guard let n = session.transport.negotiated else { return "" }
+        return "\(n.kex) \(n.hostKey) \(n.cipherS2C) \(n.macS2C.isEmpty ? "(aead)" : n.macS2C)\(n.strictKex ? " strict" : "")"
+    }
+    public var keyExchangeCount: Int { session.transport.kexCount }
+    public var openChannelCount: Int { session.channels.count }
+
+    // MARK: Requests
+
+    /// A global request; `data` goes raw after want-reply. `reply` gets the raw reply bytes.
+    public func sendGlobalRequest(_ name: String, wantReply: Bool = true, data: [UInt8] = [],
+                                  reply: ((SSHGlobalReply) -> Void)? = nil) {
+        guard state == .authenticated else {
+            reply?(SSHGlobalReply(success: false, data: Array("ssh: not authenticated (state \(state))".utf8)))
+            return
+        }
+        perform { try session.sendGlobalRequest(name: name, wantReply: wantReply, data: data, reply: reply) }
+    }
+
+    /// `tcpip-forward`: the server listens on address:port (0 = any port) and opens
+    /// `forwarded-tcpip` channels. `done` gets the bound port or the failure.
+    public func requestTCPIPForward(address: String, port: Int, done: @escaping (Result<Int, SSHError>) -> Void) {
+        var data: [UInt8] = []
+        data.sshString(address); data.sshUInt32(UInt32(truncatingIfNeeded: port))
+        sendGlobalRequest("tcpip-forward", data: data) { reply in
+            guard reply.success else {
+                let text = String(decoding: reply.data, as: UTF8.self)
+                done(.failure(.protocolError("tcpip-forward \(address):\(port) refused\(text.isEmpty ? "" : ": \(text)")")))
+                return
+            }
+            if port == 0 {
+                let bound: UInt32? = reply.data.withUnsafeBytes { raw in
+                    var r = SSHReader(raw, context: "tcpip-forward reply")
+                    return try? r.readUInt32("bound port")
+                }
+                guard let bound else { done(.failure(.malformed("tcpip-forward reply: missing bound port"))); return }
+                done(.success(Int(bound)))
+            } else {
+                done(.success(port))
+            }
+        }
+    }
+
+    public func cancelTCPIPForward(address: String, port: Int, done: ((Bool) -> Void)? = nil) {
+        var data: [UInt8] = []
+        data.sshString(address); data.sshUInt32(UInt32(truncatingIfNeeded: port))
+        sendGlobalRequest("cancel-tcpip-forward", data: data) { done?($0.success) }
+    }
+
+    /// Starts a key re-exchange now (normally automatic after 1 GiB or 1 hour).
+    public func rekey() { perform { try session.transport.requestRekey() } }
+
+    /// Sends DISCONNECT (by application) and closes.
+    public func close(_ error: SSHError? = nil) {
+        guard state != .closed else { return }
+        session.transport.sendDisconnect(reason: error == nil ? 11 : 2, text: error.map { "\($0)" } ?? "bye")
+        flush()
+        finish(error)
+    }
+
+    // MARK: Glue
+
+    private func perform(_ body: () throws -> Void) {
+        guard state != .closed else { return }
+        do { try body() } catch { fail(error) }
+        flush()
+    }
+
+    private func flush() {
+        guard state != .closed, !session.transport.output.isEmpty else { return }
+        session.transport.output.withUnsafeBytes { stream.write($0) }
+        session.transport.output.removeAll(keepingCapacity: true)
+        if !stream.isWritable { session.linkWritable = false }
+    }
+
+    private func fail(_ error: Error) {
+        let e = error as? SSHError ?? .crypto("\(error)")
+        guard state != .closed else { return }
+        if case .disconnected = e {} else if case .closed = e {} else {
+            session.transport.sendDisconnect(reason: 2, text: "\(e)")
+            flush()
+        }
+        finish(e)
+    }
+
+    private func finish(_ error: SSHError?) {
+        guard state != .closed else { return }
+        state = .closed
+        handshakeTimer?.cancel(); handshakeTimer = nil
+        rekeyTimer?.cancel(); rekeyTimer = nil
+        session.closeAllChannels(error.map { .protocolViolation("\($0)") })
+        stream.delegate = nil
+        // Let DISCONNECT go out before the stream closes.
+        if let s = stream as? FlushClosable { s.closeWhenFlushed() } else { stream.close(nil) }
+        let d = delegate
+        delegate = nil
+        d?.sshConnection(self, didDisconnectWith: error)
+    }
+
+    private func scheduleTimedRekey() {
+        rekeyTimer?.cancel()
+        let interval = session.config.transport.rekeyAfterTime
+        rekeyTimer = loop.schedule(in: interval) { [weak self] in
+            guard let self else { return }
+            self.rekey()
+            self.scheduleTimedRekey()
+        }
+    }
+
+    // ByteStreamDelegate (the stream under us)
+
+    public func streamDidOpen(_ stream: ByteStream) { start() }
+
+    public func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
+        receiving = true
+        perform { try session.receive(bytes) }
+        receiving = false
+        flush()
+    }
+
+    public func streamDidReadEOF(_ stream: ByteStream) { fail(SSHError.closed("server closed the stream")) }
+
+    public func stream(_ stream: ByteStream, writabilityChanged writable: Bool) {
+        session.linkWritable = writable
+        flush()
+    }
+
+    public func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
+        fail(SSHError.closed(error.map { "\($0)" } ?? "stream closed"))
+    }
+
+    // SSHSessionOwner
+
+    func sessionDidAuthenticate(_ session: SSHSession) {
+        state = .authenticated
+        handshakeTimer?.cancel(); handshakeTimer = nil
+        scheduleTimedRekey()
+        delegate?.sshConnectionDidAuthenticate(self)
+    }
+
+    func session(_ session: SSHSession, channelOpen request: SSHChannelOpenRequest) {
+        if let d = delegate { d.sshConnection(self, channelOpen: request) } else { request.reject(reason: 1, text: "no handler") }
+    }
+
+    func session(_ session: SSHSession, globalRequest name: String, wantReply: Bool, data: [UInt8]) -> SSHGlobalReply? {
+        delegate?.sshConnection(self, globalRequest: name, wantReply: wantReply, data: data)
+    }
+
+    func session(_ session: SSHSession, warning: String) { delegate?.sshConnection(self, warning: warning) }
+    func session(_ session: SSHSession, didVerifyHostKey key: SSHHostKey, algorithm: String) {
+        delegate?.sshConnection(self, didVerifyHostKey: key)
+    }
+    func session(_ session: SSHSession, failedWith error: SSHError) {
+        // Defer: this may run inside a channel callback that still uses the channel.
+        loop.deferred { [weak self] in self?.fail(error) }
+    }
+    func sessionHasOutput(_ session: SSHSession) {
+        if !receiving { flush() }
+    }
+}
+
+/// Before the TCP stream opens, SSHConnection is not its delegate yet in `connect`: this
+/// stand-in is replaced at once by the init, so it never receives anything.
+private final class OpenRelay: ByteStreamDelegate {
+    func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {}
+    func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {}
+}

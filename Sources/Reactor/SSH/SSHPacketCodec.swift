@@ -1,0 +1,113 @@
+/// Binary packet framing (RFC 4253 section 6), sans I/O. The decoder collects bytes, finds whole
+/// packets, and checks and decrypts them in place; the encoder builds packets in place at the end
+/// of an output array (header, payload, padding, tag) and seals them there.
+final class SSHPacketDecoder {
+    static let defaultMaxPacketLength = 256 * 1024
+
+    var cipher: SSHPacketCipher = SSHNoCipher()
+    var sequence: UInt32 = 0
+    var maxPacketLength = SSHPacketDecoder.defaultMaxPacketLength
+    private(set) var bytesSinceKex: UInt64 = 0
+    private var buffer = ByteBuffer()
+    private var pendingLength: Int?      // known once the header has been read
+
+    var bufferedBytes: Int { buffer.readableBytes }
+
+    private var resetSequenceAfterPacket = false
+
+    func append(_ bytes: UnsafeRawBufferPointer) { buffer.append(bytes) }
+    func resetKexCounters() { bytesSinceKex = 0 }
+    /// Strict kex: the packet being handled (NEWKEYS) is the last of the old numbering.
+    func resetSequenceAfterThisPacket() { resetSequenceAfterPacket = true }
+
+    /// Hands the next whole packet's payload to `body`; returns false when more bytes are needed.
+    /// The payload is valid only during the call.
+    func next(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        let c = cipher
+        let seq = sequence
+        if pendingLength == nil {
+            guard buffer.readableBytes >= c.headerLength else { return false }
+            let length = try buffer.withMutableReadableBytes { raw in
+                try c.packetLength(seq: seq, header: UnsafeMutableRawBufferPointer(rebasing: raw[0..<c.headerLength]))
+            }
+            try validate(length: Int(length), cipher: c)
+            pendingLength = Int(length)
+        }
+        guard let length = pendingLength else { return false }
+        let total = 4 + length + c.tagLength
+        guard buffer.readableBytes >= total else { return false }
+        try buffer.withMutableReadableBytes { raw in
+            let packet = UnsafeMutableRawBufferPointer(rebasing: raw[0..<total])
+            try c.open(seq: seq, packet: packet)
+            let padding = Int(packet[4])
+            guard padding >= 4, padding < length else {
+                throw SSHError.malformed("packet \(seq): padding length \(padding) invalid for packet length \(length) (must be 4...\(length - 1))")
+            }
+            try body(UnsafeRawBufferPointer(rebasing: packet[5..<(4 + length - padding)]))
+        }
+        pendingLength = nil
+        buffer.moveReaderIndex(by: total)
+        sequence &+= 1
+        if resetSequenceAfterPacket { sequence = 0; resetSequenceAfterPacket = false }
+        bytesSinceKex &+= UInt64(total)
+        if buffer.isEmpty { buffer.releaseMemory() }
+        return true
+    }
+
+    private func validate(length: Int, cipher c: SSHPacketCipher) throws {
+        guard length <= maxPacketLength else {
+            throw SSHError.limitExceeded("packet length \(length) exceeds the limit of \(maxPacketLength) bytes")
+        }
+        guard length >= 5 else { throw SSHError.malformed("packet length \(length) is below the minimum of 5") }
+        let aligned = c.lengthIsAAD ? length : length + 4
+        guard aligned % c.blockSize == 0, 4 + length >= c.headerLength else {
+            throw SSHError.malformed("packet length \(length) is not a multiple of the cipher block size \(c.blockSize)")
+        }
+    }
+}
+
+struct SSHPacketEncoder {
+    var cipher: SSHPacketCipher = SSHNoCipher()
+    var sequence: UInt32 = 0
+    private(set) var bytesSinceKex: UInt64 = 0
+
+    mutating func resetKexCounters() { bytesSinceKex = 0 }
+
+    /// Reserves the 5-byte header; append the payload after it, then call `finish`.
+    func begin(_ out: inout [UInt8]) -> Int {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: 5))
+        return start
+    }
+
+    mutating func finish(_ out: inout [UInt8], start: Int) throws {
+        let c = cipher
+        let payloadLength = out.count - start - 5
+        let unaligned = (c.lengthIsAAD ? 1 : 5) + payloadLength
+        var padding = c.blockSize - unaligned % c.blockSize
+        if padding < 4 { padding += c.blockSize }
+        let length = 1 + payloadLength + padding
+        out[start] = UInt8(truncatingIfNeeded: length >> 24)
+        out[start + 1] = UInt8(truncatingIfNeeded: length >> 16)
+        out[start + 2] = UInt8(truncatingIfNeeded: length >> 8)
+        out[start + 3] = UInt8(truncatingIfNeeded: length)
+        out[start + 4] = UInt8(padding)
+        let padStart = out.count
+        out.append(contentsOf: repeatElement(0, count: padding + c.tagLength))
+        let seq = sequence
+        try out.withUnsafeMutableBytes { raw in
+            guard shim_random_fill(UnsafeMutableRawBufferPointer(rebasing: raw[padStart..<(padStart + padding)])) else {
+                throw SSHError.crypto("RAND_bytes failed")
+            }
+            try c.seal(seq: seq, packet: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+        }
+        sequence &+= 1
+        bytesSinceKex &+= UInt64(out.count - start)
+    }
+}
+
+import CShims
+
+@inline(__always) func shim_random_fill(_ p: UnsafeMutableRawBufferPointer) -> Bool {
+    p.isEmpty || shim_random(p.baseAddress?.assumingMemoryBound(to: UInt8.self), p.count) == 1
+}

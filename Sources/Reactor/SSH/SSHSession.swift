@@ -1,0 +1,299 @@
+/// Settings for a whole client connection.
+public struct SSHClientConfig: Sendable {
+    public var transport = SSHTransportConfig()
+    public var credentials: SSHCredentials
+    /// Window we grant each channel; topped up when half is consumed.
+    public var channelWindow: UInt32 = 2 * 1024 * 1024
+    public var channelMaxPacket: UInt32 = 32 * 1024
+    /// Banner exchange, key exchange and authentication must finish within this.
+    public var handshakeTimeout: TimeAmount = .seconds(30)
+    public init(credentials: SSHCredentials) { self.credentials = credentials }
+}
+
+/// A reply to a global request: RFC 4254 has no data on failure, but chisel puts raw error text
+/// there, so the raw bytes after the message number are kept either way.
+public struct SSHGlobalReply: Sendable, Equatable {
+    public var success: Bool
+    public var data: [UInt8]
+    public init(success: Bool, data: [UInt8] = []) { self.success = success; self.data = data }
+}
+
+/// A channel the server wants to open. Answer with `accept` or `reject`, now or later.
+public final class SSHChannelOpenRequest {
+    public let type: String
+    /// Type-specific data, raw to the end of the message (chisel: `host:port`).
+    public let data: [UInt8]
+    let senderChannel: UInt32, initialWindow: UInt32, maxPacket: UInt32
+    weak var session: SSHSession?
+    public private(set) var answered = false
+
+    init(type: String, data: [UInt8], sender: UInt32, window: UInt32, maxPacket: UInt32, session: SSHSession) {
+        self.type = type; self.data = data; self.senderChannel = sender; self.initialWindow = window
+        self.maxPacket = maxPacket; self.session = session
+    }
+
+    /// For `forwarded-tcpip`: the address and port that were connected, and the originator.
+    public var forwardedTCPIP: (address: String, port: Int, originAddress: String, originPort: Int)? {
+        data.withUnsafeBytes { raw in
+            var r = SSHReader(raw, context: "forwarded-tcpip")
+            guard let a = try? r.readText("connected address"), let p = try? r.readUInt32("connected port"),
+                  let oa = try? r.readText("originator address"), let op = try? r.readUInt32("originator port") else { return nil }
+            return (a, Int(p), oa, Int(op))
+        }
+    }
+
+    /// Confirms the channel; its bytes go to `delegate`. Nil if the connection is gone.
+    @discardableResult
+    public func accept(delegate: ByteStreamDelegate?) -> SSHChannel? {
+        guard !answered, let s = session else { return nil }
+        answered = true
+        return s.confirmChannel(self, delegate: delegate)
+    }
+
+    /// Refuses the channel. Reason codes (RFC 4254): 1 prohibited, 2 connect failed, 3 unknown type, 4 resource shortage.
+    public func reject(reason: UInt32 = 1, text: String) {
+        guard !answered, let s = session else { return }
+        answered = true
+        s.rejectChannel(self, reason: reason, text: text)
+    }
+}
+
+/// What the session reports to its owner (the connection glue).
+protocol SSHSessionOwner: AnyObject {
+    var loop: EventLoop { get }
+    func sessionDidAuthenticate(_ session: SSHSession)
+    func session(_ session: SSHSession, channelOpen request: SSHChannelOpenRequest)
+    func session(_ session: SSHSession, globalRequest name: String, wantReply: Bool, data: [UInt8]) -> SSHGlobalReply?
+    func session(_ session: SSHSession, warning: String)
+    func session(_ session: SSHSession, didVerifyHostKey key: SSHHostKey, algorithm: String)
+    func session(_ session: SSHSession, failedWith error: SSHError)
+    /// Bytes were queued in `transport.output` outside `receive` (a channel wrote).
+    func sessionHasOutput(_ session: SSHSession)
+}
+
+/// The client above the transport, sans I/O: service request, user authentication (RFC 4252)
+/// and the connection protocol (RFC 4254: global requests, channels). Output bytes collect in
+/// `transport.output`.
+final class SSHSession: SSHTransportDelegate, SSHChannelHost {
+    enum Phase: Equatable { case keyExchange, serviceRequested, authenticating, authenticated, failed }
+
+    let config: SSHClientConfig
+    let transport: SSHTransport
+    weak var owner: SSHSessionOwner?
+    private(set) var phase = Phase.keyExchange
+    private var auth: SSHUserAuth
+    private(set) var channels: [UInt32: SSHChannel] = [:]
+    private var nextChannelID: UInt32 = 0
+    private var replyHandlers: [(SSHGlobalReply) -> Void] = []
+    /// False while the stream below is above its high-water mark.
+    var linkWritable = true {
+        didSet { if linkWritable && !oldValue { flushChannels() } }
+    }
+    let loop: EventLoop
+
+    init(config: SSHClientConfig, loop: EventLoop) {
+        self.config = config
+        self.loop = loop
+        transport = SSHTransport(config: config.transport)
+        auth = SSHUserAuth(credentials: config.credentials)
+        transport.delegate = self
+    }
+
+    func start() throws { try transport.start() }
+    func receive(_ bytes: UnsafeRawBufferPointer) throws {
+        try transport.receive(bytes)
+        if transport.canSendNow { flushChannels() }
+    }
+
+    // MARK: Transport delegate
+
+    func transportDidCompleteFirstKex(_ transport: SSHTransport) throws {
+        phase = .serviceRequested
+        var m: [UInt8] = [SSHMsg.serviceRequest]
+        m.sshString("ssh-userauth")
+        try transport.send(m)
+    }
+
+    func transport(_ transport: SSHTransport, warning: String) { owner?.session(self, warning: warning) }
+    func transport(_ transport: SSHTransport, didVerifyHostKey key: SSHHostKey, negotiated: String) {
+        owner?.session(self, didVerifyHostKey: key, algorithm: negotiated)
+    }
+
+    func transport(_ transport: SSHTransport, didReceive payload: UnsafeRawBufferPointer) throws -> Bool {
+        let type = payload[0]
+        switch phase {
+        case .serviceRequested:
+            guard type == SSHMsg.serviceAccept else { throw SSHError.protocolError("expected SERVICE_ACCEPT, got message \(type)") }
+            phase = .authenticating
+            try transport.send(auth.first())
+            return true
+        case .authenticating:
+            guard (50...79).contains(type) else { throw SSHError.protocolError("message \(type) before authentication finished") }
+            switch try auth.handle(payload, sessionID: transport.sessionID ?? []) {
+            case .send(let m)?: try transport.send(m)
+            case .succeeded?:
+                phase = .authenticated
+                owner?.sessionDidAuthenticate(self)
+            case .failed(let why)?:
+                phase = .failed
+                throw SSHError.authentication(why)
+            case nil: break
+            }
+            return true
+        case .authenticated:
+            if (50...79).contains(type) { return true }   // late banners
+            return try handleConnection(type, payload)
+        case .keyExchange, .failed:
+            throw SSHError.protocolError("unexpected message \(type)")
+        }
+    }
+
+    // MARK: Connection protocol
+
+    private func channel(_ r: inout SSHReader) throws -> SSHChannel {
+        let id = try r.readUInt32("recipient channel")
+        guard let c = channels[id] else { throw SSHError.protocolError("\(r.context) for unknown channel \(id)") }
+        return c
+    }
+
+    private func handleConnection(_ type: UInt8, _ payload: UnsafeRawBufferPointer) throws -> Bool {
+        switch type {
+        case SSHMsg.channelData:
+            var r = SSHReader(payload, context: "CHANNEL_DATA", offset: 1)
+            let c = try channel(&r)
+            try c.receiveData(try r.readString("data"))
+        case SSHMsg.channelExtendedData:
+            var r = SSHReader(payload, context: "CHANNEL_EXTENDED_DATA", offset: 1)
+            let c = try channel(&r)
+            _ = try r.readUInt32("data type")
+            try c.receiveData(try r.readString("data"))
+        case SSHMsg.channelWindowAdjust:
+            var r = SSHReader(payload, context: "CHANNEL_WINDOW_ADJUST", offset: 1)
+            let c = try channel(&r)
+            try c.receiveWindowAdjust(try r.readUInt32("bytes to add"))
+        case SSHMsg.channelEOF:
+            var r = SSHReader(payload, context: "CHANNEL_EOF", offset: 1)
+            try channel(&r).receiveEOF()
+        case SSHMsg.channelClose:
+            var r = SSHReader(payload, context: "CHANNEL_CLOSE", offset: 1)
+            try channel(&r).receiveClose()
+        case SSHMsg.channelRequest:
+            var r = SSHReader(payload, context: "CHANNEL_REQUEST", offset: 1)
+            let c = try channel(&r)
+            _ = try r.readText("request type")
+            if try r.readBool("want reply") {
+                let id = c.remoteID
+                try transport.send { $0.sshByte(SSHMsg.channelFailure); $0.sshUInt32(id) }
+            }
+        case SSHMsg.channelSuccess, SSHMsg.channelFailure:
+            break
+        case SSHMsg.channelOpen:
+            var r = SSHReader(payload, context: "CHANNEL_OPEN", offset: 1)
+            let type = try r.readText("channel type")
+            let sender = try r.readUInt32("sender channel")
+            let window = try r.readUInt32("initial window size")
+            let maxPacket = try r.readUInt32("maximum packet size")
+            let request = SSHChannelOpenRequest(type: type, data: Array(r.readRest()), sender: sender, window: window,
+                                                maxPacket: maxPacket, session: self)
+            owner?.session(self, channelOpen: request)
+            if !request.answered && owner == nil { request.reject(reason: 1, text: "no handler") }
+        case SSHMsg.channelOpenConfirmation, SSHMsg.channelOpenFailure:
+            throw SSHError.protocolError("open confirmation for a channel we never opened")
+        case SSHMsg.globalRequest:
+            var r = SSHReader(payload, context: "GLOBAL_REQUEST", offset: 1)
+            let name = try r.readText("request name")
+            let wantReply = try r.readBool("want reply")
+            let data = Array(r.readRest())
+            var reply = owner?.session(self, globalRequest: name, wantReply: wantReply, data: data)
+            if reply == nil {
+                reply = name == "ping" ? SSHGlobalReply(success: true, data: Array("pong".utf8)) : SSHGlobalReply(success: false)
+            }
+            if wantReply, let reply {
+                try transport.send { out in
+                    out.sshByte(reply.success ? SSHMsg.requestSuccess : SSHMsg.requestFailure)
+                    out.append(contentsOf: reply.data)
+                }
+            }
+        case SSHMsg.requestSuccess, SSHMsg.requestFailure:
+            guard !replyHandlers.isEmpty else { throw SSHError.protocolError("global request reply without a request") }
+            let handler = replyHandlers.removeFirst()
+            handler(SSHGlobalReply(success: type == SSHMsg.requestSuccess, data: Array(payload[1...])))
+        default:
+            return false
+        }
+        return true
+    }
+
+    // MARK: Requests from the owner
+
+    func sendGlobalRequest(name: String, wantReply: Bool, data: [UInt8], reply: ((SSHGlobalReply) -> Void)?) throws {
+        guard phase == .authenticated else { throw SSHError.protocolError("global request '\(name)' before authentication") }
+        try transport.send { out in
+            out.sshByte(SSHMsg.globalRequest); out.sshString(name); out.sshBool(wantReply); out.append(contentsOf: data)
+        }
+        if wantReply { replyHandlers.append(reply ?? { _ in }) }
+    }
+
+    func confirmChannel(_ request: SSHChannelOpenRequest, delegate: ByteStreamDelegate?) -> SSHChannel? {
+        var id = nextChannelID
+        while channels[id] != nil { id &+= 1 }
+        nextChannelID = id &+ 1
+        let c = SSHChannel(host: self, loop: loop, type: request.type, localID: id, remoteID: request.senderChannel,
+                           remoteWindow: request.initialWindow, remoteMaxPacket: request.maxPacket,
+                           initialWindow: config.channelWindow, maxPacket: config.channelMaxPacket)
+        c.delegate = delegate
+        channels[id] = c
+        let window = config.channelWindow, maxPacket = config.channelMaxPacket, sender = request.senderChannel
+        channelSend { out in
+            out.sshByte(SSHMsg.channelOpenConfirmation); out.sshUInt32(sender); out.sshUInt32(id)
+            out.sshUInt32(window); out.sshUInt32(maxPacket)
+        }
+        return c
+    }
+
+    func rejectChannel(_ request: SSHChannelOpenRequest, reason: UInt32, text: String) {
+        let sender = request.senderChannel
+        channelSend { out in
+            out.sshByte(SSHMsg.channelOpenFailure); out.sshUInt32(sender); out.sshUInt32(reason)
+            out.sshString(text); out.sshString("")
+        }
+    }
+
+    func flushChannels() {
+        guard linkWritable, transport.canSendNow else { return }
+        for c in channels.values where c.queuedBytes > 0 {
+            c.flushPending()
+            if !linkWritable { break }
+        }
+    }
+
+    /// Ends every channel; the connection is gone.
+    func closeAllChannels(_ error: ConnectionError?) {
+        let all = channels.values
+        channels = [:]
+        for c in all { c.connectionDidClose(error) }
+        let handlers = replyHandlers
+        replyHandlers = []
+        for h in handlers { h(SSHGlobalReply(success: false, data: Array("connection closed".utf8))) }
+    }
+
+    // MARK: Channel host
+
+    var canSendChannelData: Bool { linkWritable && transport.canSendNow && phase == .authenticated }
+
+    func channelSend(_ build: (inout [UInt8]) -> Void) {
+        guard phase != .failed else { return }
+        do {
+            try transport.send(build)
+            owner?.sessionHasOutput(self)
+        } catch let e as SSHError {
+            owner?.session(self, failedWith: e)
+        } catch {
+            owner?.session(self, failedWith: .crypto("\(error)"))
+        }
+    }
+
+    func channelDidFinish(_ channel: SSHChannel) {
+        if channels[channel.localID] === channel { channels[channel.localID] = nil }
+    }
+}

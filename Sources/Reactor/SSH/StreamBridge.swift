@@ -1,0 +1,92 @@
+/// A stream that can finish sending what it has queued and then close.
+public protocol FlushClosable: AnyObject {
+    func closeWhenFlushed()
+}
+
+extension TCPConnection: FlushClosable {}
+extension SSHChannel: FlushClosable {}
+
+/// Pipes two ByteStreams into each other with backpressure both ways: when one side's write
+/// queue is full, the other side stops reading until it drains. There is no half-close (chisel
+/// has none): the first EOF or close on either side ends both, after the surviving side has
+/// flushed what it was given. The bridge keeps itself alive until both sides are closed.
+public final class StreamBridge {
+    public let first: ByteStream
+    public let second: ByteStream
+    public private(set) var bytesFirstToSecond: UInt64 = 0
+    public private(set) var bytesSecondToFirst: UInt64 = 0
+    /// Called once, when the bridge ends; `error` is the first side's error, if any.
+    public var onFinish: ((StreamBridge, ConnectionError?) -> Void)?
+
+    private var sides: [Side] = []
+    private var keepAlive: StreamBridge?
+    private var finished = false
+    private var closedCount = 0
+    private var firstError: ConnectionError?
+
+    public init(_ first: ByteStream, _ second: ByteStream) {
+        self.first = first
+        self.second = second
+    }
+
+    /// Takes over both streams' delegates and starts piping.
+    public func start() {
+        keepAlive = self
+        let a = Side(bridge: self, isFirst: true), b = Side(bridge: self, isFirst: false)
+        sides = [a, b]
+        first.delegate = a
+        second.delegate = b
+    }
+
+    public var isFinished: Bool { finished }
+
+    fileprivate func read(from isFirst: Bool, _ bytes: UnsafeRawBufferPointer) {
+        let (source, target) = isFirst ? (first, second) : (second, first)
+        if isFirst { bytesFirstToSecond &+= UInt64(bytes.count) } else { bytesSecondToFirst &+= UInt64(bytes.count) }
+        target.write(bytes)
+        if !target.isWritable { source.pauseReading() }
+    }
+
+    fileprivate func writable(_ isFirst: Bool, _ writable: Bool) {
+        // The side that became writable again is the target of the other one's reads.
+        if writable { (isFirst ? second : first).resumeReading() }
+    }
+
+    fileprivate func endOfStream(from isFirst: Bool) {
+        let (source, target) = isFirst ? (first, second) : (second, first)
+        if let f = target as? FlushClosable { f.closeWhenFlushed() } else { target.close(nil) }
+        source.close(nil)
+    }
+
+    fileprivate func closed(_ isFirst: Bool, _ error: ConnectionError?) {
+        closedCount += 1
+        if firstError == nil { firstError = error }
+        if closedCount == 1 {
+            // Hand over what was read before the close, then end the other side too.
+            let other = isFirst ? second : first
+            if error == nil, let f = other as? FlushClosable { f.closeWhenFlushed() } else { other.close(error) }
+        }
+        if closedCount >= 2 { finish(firstError) }
+    }
+
+    private func finish(_ error: ConnectionError?) {
+        guard !finished else { return }
+        finished = true
+        let cb = onFinish
+        onFinish = nil
+        sides = []
+        cb?(self, error)
+        keepAlive = nil
+    }
+
+    private final class Side: ByteStreamDelegate {
+        weak var bridge: StreamBridge?
+        let isFirst: Bool
+        init(bridge: StreamBridge, isFirst: Bool) { self.bridge = bridge; self.isFirst = isFirst }
+
+        func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) { bridge?.read(from: isFirst, bytes) }
+        func streamDidReadEOF(_ stream: ByteStream) { bridge?.endOfStream(from: isFirst) }
+        func stream(_ stream: ByteStream, writabilityChanged writable: Bool) { bridge?.writable(isFirst, writable) }
+        func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) { bridge?.closed(isFirst, error) }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import XCTest
+@testable import Reactor
+
+/// An echo server on the loop, with backpressure (stops reading while its writes are queued).
+final class EchoServer {
+    private var listener: TCPListener?
+    private var conns: [ObjectIdentifier: Echo] = [:]
+    let port: Int
+
+    init(loop: EventLoop) throws {
+        var pending: [(Int32, SocketAddress?)] = []
+        var me: EchoServer?
+        let l = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
+            if let me { me.accept(loop: loop, fd: fd, peer: peer) } else { pending.append((fd, peer)) }
+        }
+        listener = l
+        port = l.port
+        me = self
+        _ = pending
+    }
+
+    private func accept(loop: EventLoop, fd: Int32, peer: SocketAddress?) {
+        let e = Echo()
+        guard let c = try? TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: e) else { return }
+        e.conn = c
+        let key = ObjectIdentifier(e)
+        e.onClose = { [weak self] in self?.conns[key] = nil }
+        conns[key] = e
+    }
+
+    func close() { listener?.close() }
+
+    final class Echo: ByteStreamDelegate {
+        var conn: TCPConnection?
+        var onClose: (() -> Void)?
+        func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
+            stream.write(bytes)
+            if !stream.isWritable { stream.pauseReading() }
+        }
+        func stream(_ stream: ByteStream, writabilityChanged writable: Bool) { if writable { stream.resumeReading() } }
+        func streamDidReadEOF(_ stream: ByteStream) { (stream as? TCPConnection)?.closeWhenFlushed() }
+        func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) { conn = nil; onClose?() }
+    }
+}
+
+/// Sends `total` bytes of a known pattern and checks that the same bytes come back.
+final class TransferClient: ByteStreamDelegate {
+    let total: Int
+    let seed: Int
+    private(set) var sent = 0
+    private(set) var received = 0
+    private(set) var mismatchAt: Int?
+    private(set) var closed = false
+    private(set) var error: ConnectionError?
+    var conn: TCPConnection?
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(total: Int, seed: Int) { self.total = total; self.seed = seed }
+
+    static func byte(_ i: Int, _ seed: Int) -> UInt8 { UInt8(truncatingIfNeeded: (i &* 2654435761 &+ seed) >> 11) }
+
+    var done: Bool { received >= total || mismatchAt != nil || closed }
+    var ok: Bool { received == total && mismatchAt == nil }
+
+    func start(loop: EventLoop, port: Int) throws {
+        conn = try TCPConnection.connect(loop: loop, to: SocketAddress(ip: "127.0.0.1", port: port), timeout: .seconds(5), delegate: self)
+    }
+
+    func streamDidOpen(_ stream: ByteStream) { pump(stream) }
+    func stream(_ stream: ByteStream, writabilityChanged writable: Bool) { if writable { pump(stream) } }
+
+    private func pump(_ stream: ByteStream) {
+        while sent < total && stream.isWritable {
+            let n = min(chunk.count, total - sent)
+            for i in 0..<n { chunk[i] = Self.byte(sent + i, seed) }
+            chunk.withUnsafeBytes { stream.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            sent += n
+        }
+    }
+
+    func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
+        for (i, b) in bytes.enumerated() where mismatchAt == nil && b != Self.byte(received + i, seed) {
+            mismatchAt = received + i
+        }
+        received += bytes.count
+        if received >= total { stream.close() }
+    }
+
+    func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) { closed = true; self.error = error; conn = nil }
+}
+
+final class SSHForwardingTests: XCTestCase {
+    /// Connects with password auth and sets up one reverse forward to a local echo server.
+    private func setUp(loop: EventLoop, sshd: SSHDPeer, config: SSHClientConfig)
+        throws -> (SSHConnection, SSHReverseForwarder, RecordingSSHDelegate, EchoServer, Int) {
+        let echo = try EchoServer(loop: loop)
+        let d = RecordingSSHDelegate()
+        let conn = try sshConnect(loop: loop, port: sshd.port, config: config, delegate: d)
+        XCTAssertTrue(d.authenticated, "\(String(describing: d.error))\n\(sshd.log)")
+        let fwd = SSHReverseForwarder(connection: conn, forwards: [
+            SSHForward(remoteAddress: "127.0.0.1", remotePort: 0, local: try SocketAddress(ip: "127.0.0.1", port: echo.port), name: "echo")])
+        d.onChannelOpen = { request in
+            if !fwd.handle(request) { request.reject(text: "unexpected") }
+        }
+        var results: [Result<Int, SSHError>]?
+        fwd.start { results = $0 }
+        XCTAssertTrue(loop.run(until: { results != nil }, timeout: .seconds(10)), "no tcpip-forward reply")
+        guard case .success(let port)? = results?.first else {
+            XCTFail("tcpip-forward failed: \(String(describing: results))")
+            return (conn, fwd, d, echo, 0)
+        }
+        XCTAssertGreaterThan(port, 0)
+        return (conn, fwd, d, echo, port)
+    }
+
+    private func transfer(loop: EventLoop, port: Int, clients: Int, bytes: Int, timeout: Int64 = 60) throws -> [TransferClient] {
+        let all = (0..<clients).map { TransferClient(total: bytes, seed: $0 * 977) }
+        for c in all { try c.start(loop: loop, port: port) }
+        XCTAssertTrue(loop.run(until: { all.allSatisfy { $0.done } }, timeout: .seconds(timeout)), "transfer did not finish")
+        for (i, c) in all.enumerated() {
+            XCTAssertTrue(c.ok, "client \(i): received \(c.received)/\(bytes), mismatch at \(String(describing: c.mismatchAt)), error \(String(describing: c.error))")
+        }
+        return all
+    }
+
+    func testReverseForwardMovesDataBothWays() throws {
+        let sshd = try SSHDPeer()
+        defer { sshd.stop() }
+        let loop = try EventLoop()
+        let (conn, fwd, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: passwordConfig())
+        defer { echo.close() }
+        guard port > 0 else { return }
+        // 16 MiB each way in debug builds; SSH_TRANSFER_MIB=100 with `swift test -c release` is the bench size.
+        let mib = Int(ProcessInfo.processInfo.environment["SSH_TRANSFER_MIB"] ?? "") ?? 16
+        let started = Date()
+        _ = try transfer(loop: loop, port: port, clients: 1, bytes: mib * 1024 * 1024, timeout: 300)
+        print("ssh reverse forward: \(mib) MiB each way in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        XCTAssertTrue(loop.run(until: { fwd.activeBridges == 0 }, timeout: .seconds(10)), "bridge still open")
+        XCTAssertEqual(fwd.bridgesStarted, 1)
+        XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
+        conn.close()
+    }
+
+    func testHundredConcurrentForwardedConnections() throws {
+        let sshd = try SSHDPeer()
+        defer { sshd.stop() }
+        let loop = try EventLoop()
+        let (conn, fwd, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: passwordConfig())
+        defer { echo.close() }
+        guard port > 0 else { return }
+        _ = try transfer(loop: loop, port: port, clients: 100, bytes: 64 * 1024, timeout: 60)
+        XCTAssertTrue(loop.run(until: { fwd.activeBridges == 0 && conn.openChannelCount == 0 }, timeout: .seconds(10)),
+                      "bridges \(fwd.activeBridges) channels \(conn.openChannelCount) still open")
+        XCTAssertEqual(fwd.bridgesStarted, 100)
+        XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
+        conn.close()
+    }
+
+    func testServerRekeyMidTransfer() throws {
+        let sshd = try SSHDPeer(extraConfig: "RekeyLimit 1M")
+        defer { sshd.stop() }
+        let loop = try EventLoop()
+        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: passwordConfig())
+        defer { echo.close() }
+        guard port > 0 else { return }
+        _ = try transfer(loop: loop, port: port, clients: 2, bytes: 4 * 1024 * 1024)
+        XCTAssertGreaterThan(conn.keyExchangeCount, 3, "expected several re-exchanges with RekeyLimit 1M")
+        XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
+        conn.close()
+    }
+
+    func testClientRekeyMidTransfer() throws {
+        let sshd = try SSHDPeer()
+        defer { sshd.stop() }
+        let loop = try EventLoop()
+        var config = passwordConfig()
+        config.transport.rekeyAfterBytes = 1024 * 1024
+        var algorithms = SSHAlgorithms()
+        algorithms.ciphers = ["chacha20-poly1305@openssh.com"]
+        config.transport.algorithms = algorithms
+        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: config)
+        defer { echo.close() }
+        guard port > 0 else { return }
+        _ = try transfer(loop: loop, port: port, clients: 2, bytes: 4 * 1024 * 1024)
+        XCTAssertGreaterThan(conn.keyExchangeCount, 3, "expected several client-started re-exchanges")
+        XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
+        conn.close()
+    }
+}
