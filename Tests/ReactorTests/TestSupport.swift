@@ -21,6 +21,8 @@ final class EchoServer: ByteStreamDelegate {
     }
 
     var address: SocketAddress { try! SocketAddress(ip: "127.0.0.1", port: listener.port) }
+    var port: Int { listener.port }
+    func close() { listener.close() }
 
     func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
         stream.write(bytes)
@@ -82,4 +84,9 @@ extension XCTestCase {
         Socket.raiseOpenFileLimit()
         return try EventLoop()
     }
+}
+
+extension EchoServer {
+    /// A throwaway delegate for streams that are handed to a bridge right after they are made.
+    typealias Echo = Recorder
 }

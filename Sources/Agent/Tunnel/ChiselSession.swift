@@ -198,7 +198,7 @@ final class ChiselSession: TunnelSession, SSHConnectionDelegate {
             self.pendingDials.removeValue(forKey: id)
             self.manager?.forwardDialFailed(forward.name)
             self.logger.warning("cannot reach the forward's local address", metadata: ["forward": "\(forward.name)",
-                                                                                      "target": "\(forward.localAddr)", "error": "\(error)"])
+                                                                                      "target": "\(forward.localAddr)", "error": "\(error.map { "\($0)" } ?? "closed")"])
         }
     }
 
