@@ -106,8 +106,9 @@ class ControlPlane:
         return self.get("/_test/tunnel/ports")
 
     def wait_ports(self, wanted: set[int], timeout: float = 30) -> list[dict]:
-        return wait_for(lambda: (lambda p: p if {x["local_port"] for x in p} == wanted else None)(self.ports()),
-                        timeout, f"reverse ports {sorted(wanted)} (have {[x['local_port'] for x in self.ports()]})")
+        found = wait_for(lambda: (lambda p: [p] if {x["local_port"] for x in p} == wanted else None)(self.ports()),
+                         timeout, f"reverse ports {sorted(wanted)}")
+        return found[0]
 
     def violations(self) -> list:
         return self.get("/_test/violations")
