@@ -11,8 +11,9 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# The shipped binary links the Swift runtime statically: one file, fewer resident pages.
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 test: deps
 	scripts/test.sh
@@ -26,6 +27,11 @@ bench: release
 # The agent under strace with debug logs: strace lines and log lines read side by side.
 strace: release
 	strace -f -tt -e trace=!futex $(BIN_DIR)/pipeops-agent --log-level debug $(ARGS)
+
+# libFuzzer targets (fuzz/), 60 s each; FUZZ_SECONDS=10 for a smoke run.
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf .build

@@ -179,3 +179,6 @@ uint64_t shim_realtime_ns(void) {
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+#include <pthread.h>
+void shim_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }

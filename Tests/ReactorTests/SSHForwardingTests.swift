@@ -2,48 +2,6 @@ import Foundation
 import XCTest
 @testable import Reactor
 
-/// An echo server on the loop, with backpressure (stops reading while its writes are queued).
-final class EchoServer {
-    private var listener: TCPListener?
-    private var conns: [ObjectIdentifier: Echo] = [:]
-    let port: Int
-
-    init(loop: EventLoop) throws {
-        var pending: [(Int32, SocketAddress?)] = []
-        var me: EchoServer?
-        let l = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
-            if let me { me.accept(loop: loop, fd: fd, peer: peer) } else { pending.append((fd, peer)) }
-        }
-        listener = l
-        port = l.port
-        me = self
-        _ = pending
-    }
-
-    private func accept(loop: EventLoop, fd: Int32, peer: SocketAddress?) {
-        let e = Echo()
-        guard let c = try? TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: e) else { return }
-        e.conn = c
-        let key = ObjectIdentifier(e)
-        e.onClose = { [weak self] in self?.conns[key] = nil }
-        conns[key] = e
-    }
-
-    func close() { listener?.close() }
-
-    final class Echo: ByteStreamDelegate {
-        var conn: TCPConnection?
-        var onClose: (() -> Void)?
-        func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
-            stream.write(bytes)
-            if !stream.isWritable { stream.pauseReading() }
-        }
-        func stream(_ stream: ByteStream, writabilityChanged writable: Bool) { if writable { stream.resumeReading() } }
-        func streamDidReadEOF(_ stream: ByteStream) { (stream as? TCPConnection)?.closeWhenFlushed() }
-        func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) { conn = nil; onClose?() }
-    }
-}
-
 /// Sends `total` bytes of a known pattern and checks that the same bytes come back.
 final class TransferClient: ByteStreamDelegate {
     let total: Int

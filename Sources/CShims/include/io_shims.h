@@ -76,6 +76,9 @@ void shim_set_errno(int value);
 // "EAGAIN", "ECONNREFUSED", ...; "E<number>" for the rare ones.
 const char *shim_errno_name(int err);
 
+// Names the calling thread (shows in strace/top).
+void shim_set_thread_name(const char *name);
+
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit or -1.
 long shim_raise_nofile_limit(void);
 long shim_nofile_limit(void);

@@ -235,13 +235,9 @@ public final class TCPConnection: IOHandler, ByteStream {
                 readEOF = true
                 logDebug("peer shut down write")
                 updateInterest()
-                if writeShut {
-                    close()
-                } else if let d = delegate {
-                    d.streamDidReadEOF(self)
-                } else {
-                    close()
-                }
+                if let d = delegate { d.streamDidReadEOF(self) }
+                // Both directions are finished (or nobody listens): nothing is left to do.
+                if state == .open && (writeShut || delegate == nil) { close(nil) }
                 return
             } else {
                 let e = shim_errno()

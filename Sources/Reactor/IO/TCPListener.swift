@@ -59,7 +59,14 @@ public final class TCPListener: IOHandler {
         spareFD = -2
     }
 
-    deinit { close() }
+    // The loop holds a registered listener strongly, so deinit runs only after `close()` or when
+    // the loop itself is being destroyed; either way the loop must not be touched here.
+    deinit {
+        if spareFD != -2 {
+            Glibc.close(fd)
+            if spareFD >= 0 { Glibc.close(spareFD) }
+        }
+    }
 
     public func handleIO(_ events: IOEvents) {
         for _ in 0..<64 {

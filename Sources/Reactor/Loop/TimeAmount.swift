@@ -17,9 +17,15 @@ public struct TimeAmount: Sendable, Hashable, Comparable, CustomStringConvertibl
     public static func < (a: TimeAmount, b: TimeAmount) -> Bool { a.nanoseconds < b.nanoseconds }
     public static func + (a: TimeAmount, b: TimeAmount) -> TimeAmount { .nanoseconds(a.nanoseconds + b.nanoseconds) }
     public static func * (a: TimeAmount, b: Int64) -> TimeAmount { .nanoseconds(a.nanoseconds * b) }
+    /// `30s`, `250ms`, `1.38s`, `91ms`: exact when round, else to the millisecond or 10 ms.
     public var description: String {
         if nanoseconds % 1_000_000_000 == 0 { return "\(nanoseconds / 1_000_000_000)s" }
-        if nanoseconds % 1_000_000 == 0 { return "\(nanoseconds / 1_000_000)ms" }
+        if nanoseconds >= 1_000_000_000 {
+            let centis = (nanoseconds + 5_000_000) / 10_000_000
+            let frac = centis % 100
+            return "\(centis / 100).\(frac < 10 ? "0" : "")\(frac)s"
+        }
+        if nanoseconds >= 1_000_000 { return "\((nanoseconds + 500_000) / 1_000_000)ms" }
         return "\(nanoseconds)ns"
     }
 }

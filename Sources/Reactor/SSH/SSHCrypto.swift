@@ -88,38 +88,6 @@ final class P256KeyPair {
     }
 }
 
-/// Standard base64 (with padding), via EVP_EncodeBlock / EVP_DecodeBlock.
-public enum Base64 {
-    public static func encode(_ bytes: [UInt8]) -> String {
-        if bytes.isEmpty { return "" }
-        var out = [UInt8](repeating: 0, count: (bytes.count + 2) / 3 * 4 + 1)
-        let n = EVP_EncodeBlock(&out, bytes, Int32(bytes.count))
-        return String(decoding: out[0..<Int(max(n, 0))], as: UTF8.self)
-    }
-
-    /// Nil for text that is not padded standard base64. Whitespace is not allowed.
-    public static func decode(_ text: String) -> [UInt8]? {
-        let input = Array(text.utf8)
-        if input.isEmpty { return [] }
-        guard input.count % 4 == 0 else { return nil }
-        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-        var pad = 0
-        for (i, c) in input.enumerated() {
-            if c == UInt8(ascii: "=") {
-                guard i >= input.count - 2 else { return nil }
-                pad += 1
-            } else if pad > 0 || !alphabet.contains(c) {
-                return nil
-            }
-        }
-        var out = [UInt8](repeating: 0, count: input.count / 4 * 3)
-        let n = EVP_DecodeBlock(&out, input, Int32(input.count))
-        guard n >= 0 else { return nil }
-        // EVP_DecodeBlock keeps the zero bytes that padding stands for; drop them.
-        return Array(out[0..<(Int(n) - pad)])
-    }
-}
-
 /// Compares without an early exit (MAC and tag checks).
 func constantTimeEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
     guard a.count == b.count else { return false }

@@ -1,0 +1,189 @@
+import Logging
+import Reactor
+
+/// The PipeOps agent: owns every long-lived part (control-plane client, tunnel manager, HTTP
+/// server) and runs them on one event loop.
+public final class Agent {
+    public let loop: EventLoop
+    public let config: AgentConfig
+    let environment: [String: String]
+    let logger: Logger
+    let stateStore: StateStore
+    let startedAt = Deadline.now()
+    let startedAtWall = Timestamp.now()
+    public private(set) var state: AgentState
+
+    let resolver: Resolver
+    let connector: HTTPConnector
+    let proxies: HTTPProxySettings
+    let httpClient: HTTPClient
+    public private(set) var controlPlane: ControlPlaneClient?
+    public private(set) var tunnel: TunnelManager?
+    public private(set) var server: HTTPServer?
+    private var shuttingDown = false
+
+    public init(loop: EventLoop, config: AgentConfig, environment: [String: String]) throws {
+        self.loop = loop
+        self.config = config
+        self.environment = environment
+        var l = Logger(label: "agent")
+        l[metadataKey: "component"] = "agent"
+        logger = l
+        stateStore = StateStore(path: config.state.path)
+        let (state, warnings) = try stateStore.bootstrap(configuredAgentID: config.agent.id)
+        self.state = state
+        for w in warnings { l.warning("state: \(w)") }
+
+        resolver = try Resolver(loop: loop)
+        let tls = config.pipeops.tls
+        if tls.insecureSkipVerify {
+            l.warning("pipeops.tls.insecure_skip_verify is on: server certificates are NOT checked (labs only)")
+        }
+        let tlsContext = try TLSContext(.client(additionalCAFile: tls.caFile, certificateChainFile: tls.certFile,
+                                                privateKeyFile: tls.keyFile, insecureSkipVerify: tls.insecureSkipVerify))
+        connector = Connectors.make(loop: loop, resolver: resolver, tls: tlsContext)
+        proxies = try HTTPProxySettings.fromEnvironment(environment)
+        httpClient = HTTPClient(loop: loop, connector: connector, proxies: proxies)
+        httpClient.connectTimeout = config.pipeops.timeouts.connect
+    }
+
+    public func start() {
+        logger.info("agent starting", metadata: ["version": "\(AgentVersion.version)", "agent_id": "\(state.agentID)",
+                                                 "api_url": "\(config.pipeops.apiURL.isEmpty ? "(standalone)" : config.pipeops.apiURL)",
+                                                 "state": "\(config.state.path)"])
+        startServer()
+        startTunnel()
+        startControlPlane()
+    }
+
+    private func startServer() {
+        let router = HTTPRouter()
+        StatusRoutes(agent: self).install(on: router)
+        do {
+            let address = try SocketAddress(ip: "0.0.0.0", port: config.agent.port)
+            let s = try HTTPServer(loop: loop, address: address, router: router)
+            server = s
+            logger.info("HTTP server listening", metadata: ["port": "\(s.port)"])
+        } catch {
+            logger.error("cannot start the HTTP server", metadata: ["port": "\(config.agent.port)", "error": "\(error)"])
+        }
+    }
+
+    private func startTunnel() {
+        guard config.tunnel.enabled, config.tunnel.mode == .chisel else { return }
+        let manager = TunnelManager(loop: loop, forwards: config.tunnel.forwards, inactivityTimeout: config.tunnel.inactivityTimeout,
+                                    logger: logger) { [unowned self] desired, manager in
+            do {
+                return try ChiselSession(loop: self.loop, desired: desired, manager: manager, connector: self.connector,
+                                         proxies: self.proxies, resolver: self.resolver, logger: manager.logger)
+            } catch {
+                return FailedSession(manager: manager, loop: self.loop, error: "\(error)")
+            }
+        }
+        tunnel = manager
+    }
+
+    private func startControlPlane() {
+        guard !config.pipeops.apiURL.isEmpty else {
+            logger.info("no pipeops.api_url: running standalone, without a control plane")
+            return
+        }
+        let transport = HTTPControlPlaneTransport(client: httpClient, baseURL: config.pipeops.apiURL)
+        let cp = ControlPlaneClient(loop: loop, config: config, state: state, stateStore: stateStore,
+                                    transport: transport, environment: environment, logger: logger)
+        cp.onDirective = { [weak self] directive in self?.tunnel?.apply(directive) }
+        cp.tunnelReport = { [weak self] in self?.tunnelReport() ?? .init(status: "disconnected") }
+        cp.onRegistered = { [weak self, weak cp] _ in if let cp { self?.state = cp.state } }
+        controlPlane = cp
+        cp.start()
+    }
+
+    func tunnelReport() -> ControlPlaneClient.TunnelReport {
+        guard let t = tunnel else { return .init(status: "disconnected") }
+        let forwards = t.stats.keys.sorted().compactMap { name -> (String, Int, Int, UInt64, UInt64)? in
+            guard let s = t.stats[name], s.remotePort > 0 else { return nil }
+            return (name, s.remotePort, s.activeConnections, s.bytesIn, s.bytesOut)
+        }
+        return .init(status: t.heartbeatStatus, forwards: forwards.map { (name: $0.0, remotePort: $0.1, active: $0.2, bytesIn: $0.3, bytesOut: $0.4) })
+    }
+
+    /// The checks `/ready` reports.
+    func readinessChecks() -> [String: ReadinessCheck] {
+        var checks: [String: ReadinessCheck] = [:]
+        if let cp = controlPlane {
+            checks["registered"] = cp.isRegistered
+                ? ReadinessCheck(ok: true, detail: "cluster \(cp.state.clusterID ?? "?")")
+                : ReadinessCheck(ok: false, detail: cp.lastRegistrationError ?? "registration in progress")
+            if !cp.isRegistered {
+                checks["control_plane"] = ReadinessCheck(ok: false, detail: cp.lastRegistrationError ?? "not registered yet")
+            } else if cp.consecutiveHeartbeatFailures >= 3 {
+                checks["control_plane"] = ReadinessCheck(ok: false, detail: "degraded: \(cp.consecutiveHeartbeatFailures) heartbeats failed in a row: \(cp.lastHeartbeatError ?? "")")
+            } else {
+                checks["control_plane"] = ReadinessCheck(ok: true, detail: cp.lastHeartbeatError.map { "last heartbeat failed: \($0)" } ?? "heartbeats ok")
+            }
+        } else {
+            checks["registered"] = ReadinessCheck(ok: true, detail: "standalone (no control plane configured)")
+            checks["control_plane"] = ReadinessCheck(ok: true, detail: "standalone (no control plane configured)")
+        }
+        if let t = tunnel {
+            if let e = t.allocationError {
+                checks["tunnel"] = ReadinessCheck(ok: false, detail: e)
+            } else {
+                switch t.phase {
+                case .connected: checks["tunnel"] = ReadinessCheck(ok: true, detail: "up to \(t.desired.map { "\($0.endpoint)" } ?? "?")")
+                case .idle: checks["tunnel"] = ReadinessCheck(ok: true, detail: "idle (not requested)")
+                case .connecting: checks["tunnel"] = ReadinessCheck(ok: false, detail: "connecting" + (t.lastError.map { " (last error: \($0))" } ?? ""))
+                case .disconnected: checks["tunnel"] = ReadinessCheck(ok: false, detail: "down: \(t.lastError ?? "unknown")")
+                }
+            }
+        } else {
+            checks["tunnel"] = ReadinessCheck(ok: true, detail: config.tunnel.enabled ? "mode \(config.tunnel.mode.rawValue)" : "disabled")
+        }
+        checks["kubernetes"] = ReadinessCheck(ok: true, detail: "not checked (no Kubernetes client in this build)")
+        return checks
+    }
+
+    /// Stops accepting work, closes connections, then calls `done`. Bounded: `done` runs within
+    /// `grace` even if a peer does not cooperate.
+    public func shutdown(signal: Int32, grace: TimeAmount = .milliseconds(800), done: @escaping () -> Void) {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        logger.info("shutdown requested", metadata: ["signal": "\(signalName(signal))"])
+        controlPlane?.stop()
+        tunnel?.shutdown()
+        server?.close()
+        httpClient.closeIdle()
+        var finished = false
+        let finish = {
+            guard !finished else { return }
+            finished = true
+            done()
+        }
+        loop.schedule(in: grace) { finish() }
+        loop.deferred { finish() }
+    }
+
+    public func reload() {
+        logger.info("reload requested (SIGHUP): re-reading /etc/hosts")
+        resolver.invalidateHostsCache()
+    }
+}
+
+/// Stands in for a session that could not even be built (bad forward address): it fails at once.
+final class FailedSession: TunnelSession {
+    weak var manager: TunnelManager?
+    unowned let loop: EventLoop
+    let error: String
+    init(manager: TunnelManager, loop: EventLoop, error: String) { self.manager = manager; self.loop = loop; self.error = error }
+    func start() { loop.deferred { [weak self] in if let self { self.manager?.sessionDidEnd(self, error: self.error) } } }
+    func close(reason: String) {}
+}
+
+func signalName(_ signo: Int32) -> String {
+    switch signo {
+    case 2: return "SIGINT"
+    case 15: return "SIGTERM"
+    case 1: return "SIGHUP"
+    default: return "signal \(signo)"
+    }
+}

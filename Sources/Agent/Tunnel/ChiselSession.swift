@@ -1,0 +1,293 @@
+import Logging
+import Reactor
+
+/// One chisel-v3 connection (chisel-v3-protocol.md §15): TCP (+TLS, or through an HTTP CONNECT
+/// proxy), the WebSocket upgrade with `chisel-v3`, SSH with the fingerprint check and password
+/// auth, the `config` request with every remote, then `chisel` channels dialled to the
+/// configured local addresses only and piped with backpressure. Keepalive pings every 25 s with
+/// a 15 s reply deadline. Any failure ends the session; the manager decides on the retry.
+final class ChiselSession: TunnelSession, SSHConnectionDelegate {
+    static let keepaliveInterval: TimeAmount = .seconds(25)
+    static let keepaliveDeadline: TimeAmount = .seconds(15)
+    static let dialTimeout: TimeAmount = .seconds(10)
+    static let handshakeTimeout: TimeAmount = .seconds(45)
+
+    unowned let loop: EventLoop
+    let desired: DesiredTunnel
+    weak var manager: TunnelManager?
+    let connector: HTTPConnector
+    let proxies: HTTPProxySettings
+    let resolver: Resolver
+    let logger: Logger
+    /// Chisel target string (`host:port`) -> forward, for the forwards we were allocated.
+    let targets: [String: DesiredTunnel.Forward]
+    let remotes: [(ChiselRemote, DesiredTunnel.Forward)]
+
+    private var dialer: StreamDialer?
+    private var webSocket: WebSocketStream?
+    private var ssh: SSHConnection?
+    private var ended = false
+    private var keepaliveTimer: LoopTimer?
+    private var pingDeadline: LoopTimer?
+    private var startedAt = Deadline.now()
+    private var bridges: [ObjectIdentifier: (bridge: StreamBridge, forward: String)] = [:]
+    private var nextConnectionID = 0
+    /// Dials in progress (a HostConnection holds its delegate weakly, so it is kept here).
+    private var pendingDials: [Int: PendingDial] = [:]
+
+    init(loop: EventLoop, desired: DesiredTunnel, manager: TunnelManager, connector: HTTPConnector,
+         proxies: HTTPProxySettings, resolver: Resolver, logger: Logger) throws(TunnelConfigError) {
+        self.loop = loop
+        self.desired = desired
+        self.manager = manager
+        self.connector = connector
+        self.proxies = proxies
+        self.resolver = resolver
+        self.logger = logger
+        var remotes: [(ChiselRemote, DesiredTunnel.Forward)] = []
+        var targets: [String: DesiredTunnel.Forward] = [:]
+        for f in desired.forwards {
+            let local: (host: String, port: Int)
+            do { local = try SocketAddress.splitHostPort(f.localAddr) } catch {
+                throw TunnelConfigError("forward \(f.name): local_addr \(error)")
+            }
+            let r = ChiselRemote(localHost: f.remoteBind, localPort: f.remotePort, remoteHost: local.host, remotePort: local.port)
+            remotes.append((r, f))
+            if targets[r.target] == nil { targets[r.target] = f }
+        }
+        self.remotes = remotes
+        self.targets = targets
+    }
+
+    var configJSON: String { chiselConfigJSON(version: AgentVersion.version, remotes: remotes.map(\.0)) }
+
+    // MARK: Connecting
+
+    func start() {
+        startedAt = loop.now
+        let e = desired.endpoint
+        logger.info("connecting tunnel", metadata: ["server": "\(e)", "remotes": "\(remotes.map { $0.0.display }.joined(separator: ","))"])
+        let origin = HTTPOrigin(useTLS: e.useTLS, host: e.host, port: e.port)
+        dialer = StreamDialer.dial(loop: loop, origin: origin, connector: connector, proxies: proxies,
+                                   timeout: Self.handshakeTimeout) { [weak self] result in
+            guard let self, !self.ended else { return }
+            self.dialer = nil
+            switch result {
+            case .failure(let err): self.end("cannot reach the tunnel server \(e): \(err)")
+            case .success(let stream): self.upgrade(stream)
+            }
+        }
+    }
+
+    private func upgrade(_ stream: ByteStream) {
+        var headers = HTTPHeaders()
+        headers.add("User-Agent", "pipeops-agent/\(AgentVersion.version)")
+        WebSocketClientHandshake.start(stream: stream, host: desired.endpoint.hostHeader, path: desired.endpoint.path,
+                                       subprotocols: ["chisel-v3"], headers: headers, timeout: Self.handshakeTimeout,
+                                       maxMessageSize: 4 << 20) { [weak self] result in
+            guard let self else { stream.close(nil); return }
+            guard !self.ended else { if case .success(let ws) = result { ws.close(code: 1000) }; return }
+            switch result {
+            case .failure(let err):
+                self.end("\(err)")
+            case .success(let ws):
+                let wsStream = WebSocketStream(ws)
+                self.webSocket = wsStream
+                var config = SSHClientConfig(credentials: SSHCredentials(user: self.desired.credentials.user,
+                                                                         password: self.desired.credentials.password))
+                config.transport.banner = "SSH-chisel-v3-client"
+                config.transport.expectedFingerprint = self.desired.fingerprint
+                config.handshakeTimeout = Self.handshakeTimeout
+                let ssh = SSHConnection(loop: self.loop, stream: wsStream, config: config, delegate: self)
+                ssh.label = "tunnel"
+                self.ssh = ssh
+                ssh.start()
+            }
+        }
+    }
+
+    // MARK: SSHConnectionDelegate
+
+    func sshConnection(_ connection: SSHConnection, warning: String) {
+        logger.warning("\(warning)", metadata: ["server": "\(desired.endpoint)"])
+    }
+
+    func sshConnection(_ connection: SSHConnection, didVerifyHostKey key: SSHHostKey) {
+        if desired.fingerprint.isEmpty {
+            logger.warning("tunnel server host key not verified (the control plane sent no fingerprint)",
+                           metadata: ["fingerprint": "\(key.fingerprintSHA256Base64)"])
+        } else {
+            logger.info("Fingerprint \(key.fingerprintSHA256Base64)")
+        }
+    }
+
+    func sshConnectionDidAuthenticate(_ connection: SSHConnection) {
+        logger.debug("sending tunnel config", metadata: ["config": "\(configJSON)"])
+        let sentAt = loop.now
+        connection.sendGlobalRequest("config", wantReply: true, data: Array(configJSON.utf8)) { [weak self] reply in
+            guard let self, !self.ended else { return }
+            // chisel's Go client: non-empty reply data is the error, whatever the flag says.
+            if !reply.data.isEmpty {
+                self.end("tunnel server refused the config: \(String(decoding: reply.data, as: UTF8.self))")
+                return
+            }
+            let latency = self.loop.now - sentAt
+            self.logger.info("tunnel connected", metadata: ["server": "\(self.desired.endpoint)", "latency_ms": "\(latency.milliseconds)",
+                                                            "remotes": "\(self.remotes.map { $0.0.display }.joined(separator: ","))"])
+            self.manager?.sessionDidConnect(self)
+            self.scheduleKeepalive()
+        }
+    }
+
+    func sshConnection(_ connection: SSHConnection, channelOpen request: SSHChannelOpenRequest) {
+        guard request.type == "chisel" else {
+            request.reject(reason: 3, text: "unknown channel type \(request.type)")
+            return
+        }
+        let target = String(decoding: request.data, as: UTF8.self)
+        guard let forward = targets[target] else {
+            logger.warning("refused a tunnel channel to an unconfigured target", metadata: ["target": "\(target)"])
+            request.reject(reason: 1, text: "Denied outbound connection")
+            return
+        }
+        guard let channel = request.accept(delegate: nil) else { return }
+        channel.pauseReading()   // until the local side is connected
+        dial(channel: channel, forward: forward, target: target)
+    }
+
+    func sshConnection(_ connection: SSHConnection, didDisconnectWith error: SSHError?) {
+        end(error.map { "tunnel SSH connection ended: \($0)" } ?? "tunnel SSH connection closed")
+    }
+
+    // MARK: Channels
+
+    private func dial(channel: SSHChannel, forward: DesiredTunnel.Forward, target: String) {
+        let (host, port): (String, Int)
+        do { (host, port) = try SocketAddress.splitHostPort(forward.localAddr) } catch {
+            channel.close(nil)
+            return
+        }
+        nextConnectionID += 1
+        let id = nextConnectionID
+        let pending = PendingDial(channel: channel)
+        let local = HostConnection(loop: loop, resolver: resolver, host: host, port: port, timeout: Self.dialTimeout,
+                                   delegate: pending, label: forward.name)
+        pending.local = local
+        pendingDials[id] = pending
+        pending.onOpen = { [weak self] in
+            self?.pendingDials.removeValue(forKey: id)
+            guard let self, !self.ended else { local.close(nil); channel.close(nil); return }
+            self.manager?.forwardOpened(forward.name)
+            self.logger.debug("conn#\(id) open", metadata: ["forward": "\(forward.name)", "target": "\(target)"])
+            let bridge = StreamBridge(channel, local)
+            self.bridges[ObjectIdentifier(bridge)] = (bridge, forward.name)
+            bridge.onFinish = { [weak self] b, _ in
+                guard let self else { return }
+                self.bridges.removeValue(forKey: ObjectIdentifier(b))
+                self.manager?.forwardBytes(forward.name, toLocal: Int(b.bytesFirstToSecond), toTunnel: Int(b.bytesSecondToFirst))
+                self.manager?.forwardClosed(forward.name)
+                self.logger.debug("conn#\(id) close", metadata: ["forward": "\(forward.name)",
+                                                                  "sent": "\(b.bytesSecondToFirst)", "received": "\(b.bytesFirstToSecond)"])
+            }
+            bridge.start()
+            channel.resumeReading()
+        }
+        pending.onFail = { [weak self] error in
+            channel.close(nil)
+            guard let self else { return }
+            self.pendingDials.removeValue(forKey: id)
+            self.manager?.forwardDialFailed(forward.name)
+            self.logger.warning("cannot reach the forward's local address", metadata: ["forward": "\(forward.name)",
+                                                                                      "target": "\(forward.localAddr)", "error": "\(error.map { "\($0)" } ?? "closed")"])
+        }
+    }
+
+    /// Live byte counts of open connections, per forward (closed ones are already in the stats).
+    var liveBytes: [String: (toLocal: UInt64, toTunnel: UInt64)] {
+        var out: [String: (UInt64, UInt64)] = [:]
+        for (b, name) in bridges.values {
+            let cur = out[name] ?? (0, 0)
+            out[name] = (cur.0 + b.bytesFirstToSecond, cur.1 + b.bytesSecondToFirst)
+        }
+        return out
+    }
+
+    // MARK: Keepalive
+
+    private func scheduleKeepalive() {
+        keepaliveTimer = loop.schedule(in: Self.keepaliveInterval) { [weak self] in self?.sendPing() }
+    }
+
+    private func sendPing() {
+        guard !ended, let ssh else { return }
+        pingDeadline = loop.schedule(in: Self.keepaliveDeadline) { [weak self] in
+            self?.end("keepalive: no answer to ping within \(Self.keepaliveDeadline)")
+        }
+        ssh.sendGlobalRequest("ping", wantReply: true) { [weak self] reply in
+            guard let self, !self.ended else { return }
+            self.pingDeadline?.cancel()
+            self.pingDeadline = nil
+            if !reply.data.isEmpty && reply.data != Array("pong".utf8) {
+                self.end("keepalive: unexpected ping reply \(String(decoding: reply.data.prefix(64), as: UTF8.self))")
+                return
+            }
+            self.scheduleKeepalive()
+        }
+    }
+
+    // MARK: Ending
+
+    /// Closes on the manager's request: no callback.
+    func close(reason: String) {
+        guard !ended else { return }
+        logger.info("closing tunnel", metadata: ["reason": "\(reason)"])
+        ended = true
+        teardown()
+    }
+
+    private func end(_ reason: String) {
+        guard !ended else { return }
+        ended = true
+        teardown()
+        manager?.sessionDidEnd(self, error: reason)
+    }
+
+    private func teardown() {
+        keepaliveTimer?.cancel()
+        pingDeadline?.cancel()
+        dialer?.cancel()
+        dialer = nil
+        let s = ssh
+        ssh = nil
+        s?.delegate = nil
+        s?.close()
+        webSocket?.close(nil)
+        webSocket = nil
+        for (b, _) in bridges.values { b.first.close(nil); b.second.close(nil) }
+        for p in pendingDials.values { p.local?.close(nil) }
+        pendingDials.removeAll()
+    }
+}
+
+/// Holds an accepted channel while its local connection is being dialled.
+private final class PendingDial: ByteStreamDelegate {
+    let channel: SSHChannel
+    var local: HostConnection?
+    var onOpen: (() -> Void)?
+    var onFail: ((ConnectionError?) -> Void)?
+    init(channel: SSHChannel) { self.channel = channel }
+    // The callbacks may drop the last reference to this object: take them out first.
+    func streamDidOpen(_ stream: ByteStream) {
+        let f = onOpen
+        onOpen = nil
+        onFail = nil
+        f?()
+    }
+    func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {}
+    func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
+        let f = onFail
+        onOpen = nil
+        onFail = nil
+        f?(error)
+    }
+}

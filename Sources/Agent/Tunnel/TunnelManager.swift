@@ -1,0 +1,221 @@
+import Logging
+import Reactor
+
+/// Keeps the tunnel as the control plane wants it: up with exactly the allocated forwards,
+/// or closed on IDLE. Reconnects on drops with backoff (100 ms doubling to 30 s, jitter, reset
+/// after 30 s up), reconnects when the allocation or the server changes, closes on inactivity.
+public final class TunnelManager {
+    public enum Phase: String, Sendable { case idle, connecting, connected, disconnected }
+
+    unowned let loop: EventLoop
+    let configuredForwards: [TunnelForward]
+    let inactivityTimeout: TimeAmount
+    let logger: Logger
+    /// Opens one tunnel session; the manager owns its lifecycle.
+    let makeSession: (DesiredTunnel, TunnelManager) -> TunnelSession
+
+    public private(set) var phase: Phase = .idle
+    public private(set) var desired: DesiredTunnel?
+    public private(set) var lastError: String?
+    public private(set) var reconnects: UInt64 = 0
+    public private(set) var since = Deadline.now()
+    public private(set) var stats: [String: ForwardStats] = [:]
+    /// Set when a poll's allocation matched none of our forwards (reported on /ready).
+    public private(set) var allocationError: String?
+    public var onPhaseChange: ((Phase, String?) -> Void)?
+
+    private var session: TunnelSession?
+    private var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(30))
+    private var retryTimer: LoopTimer?
+    private var inactivityTimer: LoopTimer?
+    private var lastActivity = Deadline.now()
+    private var closedForInactivity = false
+    private var connectedAt: Deadline?
+
+    init(loop: EventLoop, forwards: [TunnelForward], inactivityTimeout: TimeAmount, logger: Logger,
+         makeSession: @escaping (DesiredTunnel, TunnelManager) -> TunnelSession) {
+        self.loop = loop
+        self.configuredForwards = forwards
+        self.inactivityTimeout = inactivityTimeout
+        var l = logger
+        l[metadataKey: "component"] = "tunnel"
+        self.logger = l
+        self.makeSession = makeSession
+        for f in forwards { stats[f.name] = ForwardStats() }
+    }
+
+    /// The heartbeat's `tunnel_status`.
+    public var heartbeatStatus: String { phase.rawValue }
+
+    // MARK: Directives from the poll
+
+    public func apply(_ directive: TunnelDirective) {
+        switch directive {
+        case .unknown:
+            return
+        case .idle:
+            allocationError = nil
+            guard desired != nil || session != nil else { return }
+            logger.info("control plane asked for IDLE: closing the tunnel")
+            desired = nil
+            stopSession(reason: "tunnel no longer requested")
+            setPhase(.idle, nil)
+        case .required(let response):
+            let wanted: DesiredTunnel
+            do { wanted = try desiredTunnel(from: response) } catch {
+                allocationError = "\(error)"
+                lastError = "\(error)"
+                logger.error("cannot use the tunnel allocation", metadata: ["error": "\(error)"])
+                return
+            }
+            allocationError = nil
+            if wanted == desired && !closedForInactivity && (session != nil || retryTimer != nil) { return }
+            if let old = desired, old != wanted, session != nil {
+                logger.info("tunnel allocation or server changed: reconnecting", metadata: ["server": "\(wanted.endpoint)"])
+            }
+            desired = wanted
+            closedForInactivity = false
+            stopSession(reason: "reconfiguring")
+            backoff.reset()
+            connect()
+        }
+    }
+
+    func desiredTunnel(from r: TunnelStatusResponse) throws(TunnelConfigError) -> DesiredTunnel {
+        guard let addr = r.tunnelServerAddr, !addr.isEmpty else { throw TunnelConfigError("the poll gave no tunnel_server_addr") }
+        let endpoint = try TunnelEndpoint.parse(addr)
+        let creds = try TunnelCredentials.decode(base64: r.credentials ?? "")
+        var forwards: [DesiredTunnel.Forward] = []
+        for a in r.forwards ?? [] {
+            guard let f = configuredForwards.first(where: { $0.name == a.name }) else {
+                logger.warning("the control plane allocated a port for an unknown forward; skipped",
+                               metadata: ["forward": "\(a.name)", "remote_port": "\(a.remotePort)"])
+                continue
+            }
+            guard (1...65535).contains(a.remotePort) else {
+                logger.warning("allocation with an invalid port; skipped", metadata: ["forward": "\(a.name)", "remote_port": "\(a.remotePort)"])
+                continue
+            }
+            forwards.append(.init(name: f.name, remotePort: a.remotePort, localAddr: f.localAddr, remoteBind: f.remoteBind))
+        }
+        guard !forwards.isEmpty else {
+            let names = (r.forwards ?? []).map(\.name)
+            throw TunnelConfigError("no allocated forward matches the configured ones (allocated: \(names), configured: \(configuredForwards.map(\.name)))")
+        }
+        forwards.sort { $0.name < $1.name }
+        return DesiredTunnel(endpoint: endpoint, credentials: creds, fingerprint: r.serverFingerprint ?? "", forwards: forwards)
+    }
+
+    // MARK: Session lifecycle
+
+    private func connect() {
+        retryTimer?.cancel()
+        retryTimer = nil
+        guard let wanted = desired else { return }
+        setPhase(.connecting, nil)
+        for f in wanted.forwards { stats[f.name, default: ForwardStats()].remotePort = f.remotePort }
+        let s = makeSession(wanted, self)
+        session = s
+        s.start()
+    }
+
+    private func stopSession(reason: String) {
+        retryTimer?.cancel()
+        retryTimer = nil
+        inactivityTimer?.cancel()
+        inactivityTimer = nil
+        connectedAt = nil
+        if let s = session {
+            session = nil
+            s.close(reason: reason)
+        }
+    }
+
+    /// The session finished its handshake and the server accepted the config.
+    func sessionDidConnect(_ s: TunnelSession) {
+        guard s === session else { return }
+        connectedAt = loop.now
+        lastError = nil
+        lastActivity = loop.now
+        setPhase(.connected, nil)
+        armInactivityTimer()
+    }
+
+    /// The session ended (failed to connect or dropped). Retry unless we closed it on purpose.
+    func sessionDidEnd(_ s: TunnelSession, error: String) {
+        guard s === session else { return }
+        session = nil
+        inactivityTimer?.cancel()
+        if let up = connectedAt, loop.now - up >= .seconds(30) { backoff.reset() }
+        connectedAt = nil
+        lastError = error
+        guard desired != nil else { setPhase(.idle, nil); return }
+        let delay = backoff.next()
+        reconnects &+= 1
+        logger.warning("tunnel down; reconnecting", metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(backoff.attempt)"])
+        setPhase(.disconnected, error)
+        retryTimer = loop.schedule(in: delay) { [weak self] in self?.connect() }
+    }
+
+    private func setPhase(_ p: Phase, _ detail: String?) {
+        let changed = p != phase
+        phase = p
+        if changed {
+            since = loop.now
+            onPhaseChange?(p, detail)
+        }
+    }
+
+    public func shutdown() {
+        desired = nil
+        stopSession(reason: "agent shutting down")
+        setPhase(.idle, nil)
+    }
+
+    // MARK: Traffic accounting (called by the session's bridges)
+
+    func forwardOpened(_ name: String) {
+        stats[name, default: ForwardStats()].activeConnections += 1
+        stats[name, default: ForwardStats()].totalConnections &+= 1
+        lastActivity = loop.now
+    }
+
+    func forwardClosed(_ name: String) {
+        stats[name, default: ForwardStats()].activeConnections -= 1
+        lastActivity = loop.now
+    }
+
+    func forwardDialFailed(_ name: String) { stats[name, default: ForwardStats()].dialErrors &+= 1 }
+
+    func forwardBytes(_ name: String, toLocal: Int, toTunnel: Int) {
+        stats[name, default: ForwardStats()].bytesIn &+= UInt64(toLocal)
+        stats[name, default: ForwardStats()].bytesOut &+= UInt64(toTunnel)
+        lastActivity = loop.now
+    }
+
+    private func armInactivityTimer() {
+        inactivityTimer?.cancel()
+        guard inactivityTimeout.nanoseconds > 0 else { return }
+        let deadline = lastActivity + inactivityTimeout
+        inactivityTimer = loop.schedule(at: deadline) { [weak self] in self?.checkInactivity() }
+    }
+
+    private func checkInactivity() {
+        guard phase == .connected else { return }
+        // control-plane-api.md §4: only bytes across the forwards count, not open sockets.
+        if loop.now - lastActivity >= inactivityTimeout {
+            logger.info("no tunnel traffic for \(inactivityTimeout): closing the tunnel until the next poll asks for it")
+            closedForInactivity = true
+            stopSession(reason: "inactivity")
+            setPhase(.idle, "closed after \(inactivityTimeout) without traffic")
+        } else {
+            armInactivityTimer()
+        }
+    }
+}
+
+/// One tunnel connection attempt and, if it succeeds, its life.
+public protocol TunnelSession: AnyObject {
+    func start()
+    func close(reason: String)
+}

@@ -1,0 +1,122 @@
+/// One kept-alive connection of `HTTPClient`: sends a request, parses its response, and goes
+/// back to the pool when both sides allow it.
+final class HTTPClientConnection: ByteStreamDelegate {
+    enum State { case idle, busy, closed }
+
+    unowned let client: HTTPClient
+    let origin: HTTPOrigin
+    let stream: ByteStream
+    private var parser: HTTPParser
+    private(set) var state: State = .idle
+    private var task: HTTPClientTask?
+    private var head: HTTPResponseHead?
+    private var receivedBytes = false
+    private(set) var requestsSent = 0
+    private var idleTimer: LoopTimer?
+    private var requestWantsClose = false
+
+    init(client: HTTPClient, origin: HTTPOrigin, stream: ByteStream) {
+        self.client = client
+        self.origin = origin
+        self.stream = stream
+        parser = HTTPParser(kind: .response, limits: HTTPParser.Limits(maxHeadBytes: 64 * 1024, maxHeaders: 256, maxBodyBytes: Int.max))
+        stream.delegate = self
+    }
+
+    func send(_ task: HTTPClientTask) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        state = .busy
+        self.task = task
+        task.connection = self
+        head = nil
+        receivedBytes = false
+        requestsSent += 1
+        let r = task.request
+        parser.requestMethod = r.method
+        requestWantsClose = r.headers.hasToken("Connection", "close")
+        var h = HTTPHeaders()
+        if !r.headers.contains("Host") { h.add("Host", r.origin.hostHeader) }
+        for f in r.headers.fields where !HTTPHeaders.sameName(f.name, "Content-Length") { h.add(f.name, f.value) }
+        if !r.body.isEmpty || ["POST", "PUT", "PATCH"].contains(r.method) { h.add("Content-Length", "\(r.body.count)") }
+        var out: [UInt8] = []
+        HTTPWriter.appendRequestHead(HTTPRequestHead(method: r.method, target: r.target, headers: h), into: &out)
+        out.append(contentsOf: r.body)
+        stream.write(out)
+    }
+
+    /// Drops the current request's connection (cancel or timeout).
+    func abandon(_ reason: ConnectionError) {
+        task = nil
+        stream.close(reason)
+    }
+
+    func startIdle(timeout: TimeAmount) {
+        state = .idle
+        idleTimer = stream.loop.schedule(in: timeout) { [weak self] in self?.stream.close(nil) }
+    }
+
+    // MARK: ByteStreamDelegate
+
+    func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
+        guard state == .busy else {
+            // A server speaking on an idle connection: not ours to parse; drop the connection.
+            stream.close(.protocolViolation("unexpected bytes on an idle connection"))
+            return
+        }
+        receivedBytes = true
+        parser.feed(bytes)
+        process()
+    }
+
+    func streamDidReadEOF(_ stream: ByteStream) {
+        guard state == .busy else { stream.close(nil); return }
+        parser.feedEOF()
+        process()
+        if state == .busy { stream.close(nil) }
+    }
+
+    func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
+        let wasBusy = state == .busy
+        state = .closed
+        idleTimer?.cancel()
+        idleTimer = nil
+        client.connectionClosed(self)
+        guard wasBusy, let t = task else { return }
+        task = nil
+        // A reused connection the server had already closed: try once more on a fresh one.
+        if !receivedBytes && requestsSent > 1 && t.request.isRetryable && t.attempts < 2 {
+            client.retry(t)
+            return
+        }
+        t.complete(.failure(error ?? .protocolViolation("connection closed before the response was complete")))
+    }
+
+    private func process() {
+        while state == .busy, let t = task {
+            let event: HTTPParserEvent?
+            do { event = try parser.next() } catch {
+                task = nil
+                t.complete(.failure(.protocolViolation("bad response from \(origin): \(error.message)")))
+                stream.close(.protocolViolation(error.message))
+                return
+            }
+            guard let event else { return }
+            switch event {
+            case .responseHead(let h):
+                head = h
+                t.onHead?(h)
+            case .body(let bytes):
+                t.onBody?(bytes)
+            case .end(let trailers):
+                task = nil
+                let reusable = (head?.keepAlive ?? false) && !requestWantsClose && !parser.isStopped && parser.isIdle
+                if reusable { client.release(self) } else { stream.close(nil) }
+                t.complete(.success(trailers))
+                return
+            case .requestHead:
+                break
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+/// A TCP stream to a host *name*: resolves without blocking the loop, then tries each address
+/// in turn until one connects, all within one overall timeout. Until then writes are kept and
+/// sent on connect. To its delegate it looks like any other ByteStream.
+public final class HostConnection: ByteStream, ByteStreamDelegate {
+    public let loop: EventLoop
+    public weak var delegate: ByteStreamDelegate?
+    public let host: String
+    public let port: Int
+    public var label = ""
+    public private(set) var connection: TCPConnection?
+
+    private let resolver: Resolver
+    private let deadline: Deadline
+    private var candidates: [SocketAddress] = []
+    private var pending = ByteBuffer()
+    private var wantShutdown = false
+    private var readingPaused = false
+    private var closed = false
+    private var lastError: ConnectionError?
+    private var timer: LoopTimer?
+
+    /// Starts resolving and connecting; the delegate hears `streamDidOpen` or `didCloseWith`.
+    public init(loop: EventLoop, resolver: Resolver, host: String, port: Int, timeout: TimeAmount,
+                delegate: ByteStreamDelegate?, label: String = "") {
+        self.loop = loop
+        self.resolver = resolver
+        self.host = host
+        self.port = port
+        self.delegate = delegate
+        self.label = label
+        self.deadline = Deadline.now() + timeout
+        timer = loop.schedule(at: deadline) { [weak self] in
+            self?.finish(.timedOut("connect to \(host):\(port) after \(timeout)"))
+        }
+        resolver.resolve(host: host, port: port) { [weak self] result in
+            guard let self, !self.closed else { return }
+            switch result {
+            case .success(let addrs):
+                self.candidates = addrs
+                self.tryNext()
+            case .failure(let e):
+                self.finish(.protocolViolation("\(e)"))
+            }
+        }
+    }
+
+    public var isWritable: Bool { connection?.isWritable ?? (pending.readableBytes < 256 * 1024) }
+    public var peer: SocketAddress? { connection?.peer }
+
+    private func tryNext() {
+        guard !closed else { return }
+        guard !candidates.isEmpty else {
+            finish(lastError ?? .protocolViolation("no address for \(host)"))
+            return
+        }
+        let address = candidates.removeFirst()
+        let remaining = deadline - Deadline.now()
+        do {
+            let c = try TCPConnection.connect(loop: loop, to: address, timeout: remaining, delegate: self, label: label)
+            connection = c
+        } catch {
+            lastError = .system(error)
+            tryNext()
+        }
+    }
+
+    private func finish(_ error: ConnectionError?) {
+        guard !closed else { return }
+        closed = true
+        timer?.cancel()
+        timer = nil
+        let c = connection
+        connection = nil
+        c?.delegate = nil
+        c?.close(error)
+        let d = delegate
+        delegate = nil
+        d?.stream(self, didCloseWith: error)
+    }
+
+    // MARK: ByteStream
+
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard !closed else { return }
+        if let c = connection, c.state == .open { c.write(bytes) } else { pending.append(bytes) }
+    }
+
+    public func shutdownWrite() {
+        if let c = connection, c.state == .open { c.shutdownWrite() } else { wantShutdown = true }
+    }
+
+    public func close(_ reason: ConnectionError?) { finish(reason) }
+
+    public func pauseReading() {
+        readingPaused = true
+        connection?.pauseReading()
+    }
+
+    public func resumeReading() {
+        readingPaused = false
+        connection?.resumeReading()
+    }
+
+    // MARK: ByteStreamDelegate (the TCP connection underneath)
+
+    public func streamDidOpen(_ stream: ByteStream) {
+        timer?.cancel()
+        timer = nil
+        guard let c = connection else { return }
+        if readingPaused { c.pauseReading() }
+        if !pending.isEmpty {
+            c.write(pending)
+            pending = ByteBuffer()
+        }
+        if wantShutdown { c.shutdownWrite() }
+        delegate?.streamDidOpen(self)
+    }
+
+    public func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
+        delegate?.stream(self, didRead: bytes)
+    }
+
+    public func streamDidReadEOF(_ stream: ByteStream) {
+        if let d = delegate { d.streamDidReadEOF(self) } else { stream.close(nil) }
+    }
+
+    public func stream(_ stream: ByteStream, writabilityChanged writable: Bool) {
+        delegate?.stream(self, writabilityChanged: writable)
+    }
+
+    public func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
+        guard !closed else { return }
+        connection = nil
+        // Before it opened (the timer still runs), a refused address is not the end while
+        // others remain (IPv6 then IPv4, say).
+        if let e = error, timer != nil, !candidates.isEmpty {
+            lastError = e
+            tryNext()
+            return
+        }
+        finish(error)
+    }
+}

@@ -1,0 +1,148 @@
+import CShims
+import Glibc
+import Logging
+
+/// swift-log handler that writes one line per record with a single `write(2)` to stderr, so log
+/// lines never interleave and read cleanly next to `strace -f` output.
+///   json:    {"time":"2026-01-15T10:30:00.123Z","level":"info","msg":"...","component":"...",...}
+///   console: 10:30:00.123 INFO  [component] msg key=value ...   (when stderr is a terminal)
+public struct LineLogHandler: LogHandler {
+    public enum Format: String, Sendable { case json, console }
+
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    public let label: String
+    public let format: Format
+    private let fd: Int32
+
+    public init(label: String, level: Logger.Level, format: Format, fd: Int32 = 2) {
+        self.label = label
+        self.logLevel = level
+        self.format = format
+        self.fd = fd
+    }
+
+    /// JSON unless stderr is a terminal and the caller did not insist on JSON.
+    public static func defaultFormat(requested: String?) -> Format {
+        if let r = requested, let f = Format(rawValue: r) { return f }
+        return isatty(2) != 0 ? .console : .json
+    }
+
+    /// Installs this handler for every logger in the process.
+    public static func bootstrap(level: Logger.Level, format: Format) {
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        let component = merged.removeValue(forKey: "component").map { "\($0)" } ?? label
+        var line = format == .json
+            ? Self.jsonLine(level: event.level, message: "\(event.message)", component: component, metadata: merged)
+            : Self.consoleLine(level: event.level, message: "\(event.message)", component: component, metadata: merged)
+        line.withUTF8 { buf in
+            var off = 0
+            while off < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
+                if n <= 0 { if n < 0 && shim_errno() == EINTR { continue }; return }
+                off += n
+            }
+        }
+    }
+
+    static func jsonLine(level: Logger.Level, message: String, component: String, metadata: Logger.Metadata) -> String {
+        var s = "{\"time\":\"\(Timestamp.rfc3339(nanoseconds: shim_realtime_ns()))\",\"level\":\"\(levelName(level))\",\"msg\":"
+        JSONText.appendQuoted(message, to: &s)
+        s += ",\"component\":"
+        JSONText.appendQuoted(component, to: &s)
+        for key in metadata.keys.sorted() {
+            s += ","
+            JSONText.appendQuoted(key, to: &s)
+            s += ":"
+            JSONText.appendQuoted("\(metadata[key]!)", to: &s)
+        }
+        s += "}\n"
+        return s
+    }
+
+    static func consoleLine(level: Logger.Level, message: String, component: String, metadata: Logger.Metadata) -> String {
+        let ts = Timestamp.rfc3339(nanoseconds: shim_realtime_ns())
+        let time = ts.dropFirst(11).dropLast()   // HH:MM:SS.mmm
+        var name = levelName(level).uppercased()
+        while name.count < 5 { name += " " }
+        var s = "\(time) \(name) [\(component)] \(message)"
+        for key in metadata.keys.sorted() { s += " \(key)=\(metadata[key]!)" }
+        s += "\n"
+        return s
+    }
+
+    static func levelName(_ level: Logger.Level) -> String {
+        switch level {
+        case .trace: return "trace"
+        case .debug: return "debug"
+        case .info: return "info"
+        case .notice: return "notice"
+        case .warning: return "warning"
+        case .error: return "error"
+        case .critical: return "critical"
+        }
+    }
+}
+
+/// RFC 3339 UTC timestamps without Foundation.
+public enum Timestamp {
+    public static func rfc3339(nanoseconds: UInt64, fractionDigits: Int = 3) -> String {
+        var t = time_t(nanoseconds / 1_000_000_000)
+        var tm = Glibc.tm()
+        gmtime_r(&t, &tm)
+        func pad(_ v: Int32, _ w: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, w - s.count)) + s
+        }
+        var out = "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))"
+        if fractionDigits > 0 {
+            let ms = Int32((nanoseconds % 1_000_000_000) / 1_000_000)
+            out += ".\(pad(ms, 3))"
+        }
+        return out + "Z"
+    }
+
+    public static func now(fractionDigits: Int = 0) -> String {
+        rfc3339(nanoseconds: shim_realtime_ns(), fractionDigits: fractionDigits)
+    }
+}
+
+/// Minimal JSON text helpers for code that must not pull in Foundation.
+public enum JSONText {
+    public static func appendQuoted(_ value: String, to out: inout String) {
+        out += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+
+    public static func quoted(_ value: String) -> String {
+        var s = ""
+        appendQuoted(value, to: &s)
+        return s
+    }
+}

@@ -1,0 +1,61 @@
+/// A WebSocket seen as a byte stream (how chisel carries SSH): each `write` goes out as one
+/// binary message; every received message, binary or text, is handed on as bytes. Message
+/// boundaries mean nothing. A close frame from the peer reads as end-of-stream.
+public final class WebSocketStream: ByteStream {
+    public let connection: WebSocketConnection
+    public weak var delegate: ByteStreamDelegate?
+    private var closed = false
+    private var eofDelivered = false
+
+    public var loop: EventLoop { connection.loop }
+    public var isWritable: Bool { connection.isWritable }
+
+    public init(_ connection: WebSocketConnection, delegate: ByteStreamDelegate? = nil) {
+        self.connection = connection
+        self.delegate = delegate
+        connection.onBinary = { [weak self] bytes in self?.deliver(bytes) }
+        connection.onText = { [weak self] text in self?.deliver(Array(text.utf8)) }
+        connection.onWritabilityChanged = { [weak self] w in if let self { self.delegate?.stream(self, writabilityChanged: w) } }
+        connection.onClose = { [weak self] code, reason, error in self?.connectionClosed(code, reason, error) }
+    }
+
+    private func deliver(_ bytes: [UInt8]) {
+        guard !closed, !bytes.isEmpty else { return }
+        bytes.withUnsafeBytes { delegate?.stream(self, didRead: $0) }
+    }
+
+    private func connectionClosed(_ code: UInt16?, _ reason: String, _ error: ConnectionError?) {
+        guard !closed else { return }
+        closed = true
+        let d = delegate
+        delegate = nil
+        if let error {
+            d?.stream(self, didCloseWith: error)
+        } else if let code, code != 1000, code != 1001, code != 1005 {
+            d?.stream(self, didCloseWith: .protocolViolation("WebSocket closed with \(code) \(reason)"))
+        } else {
+            d?.stream(self, didCloseWith: nil)
+        }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard !closed, bytes.count > 0 else { return }
+        connection.sendBinary(bytes)
+    }
+
+    /// Starts the close handshake (a WebSocket has no half-close).
+    public func shutdownWrite() { connection.close(code: 1000) }
+
+    public func close(_ reason: ConnectionError?) {
+        guard !closed else { return }
+        closed = true
+        let d = delegate
+        delegate = nil
+        connection.onClose = nil
+        connection.close(code: reason == nil ? 1000 : 1011, reason: reason.map { String("\($0)".prefix(100)) } ?? "")
+        d?.stream(self, didCloseWith: reason)
+    }
+
+    public func pauseReading() { connection.stream.pauseReading() }
+    public func resumeReading() { connection.stream.resumeReading() }
+}

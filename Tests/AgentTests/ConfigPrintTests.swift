@@ -1,0 +1,52 @@
+import XCTest
+@testable import Agent
+@testable import Reactor
+
+final class ConfigPrintTests: XCTestCase {
+    func testSecretsAreMaskedWhenSet() throws {
+        let (c, _) = try loadConfigYAML("pipeops:\n  token: super-secret-token\nserver:\n  api_token: api-secret\n"
+                                  + "tunnel:\n  ssh:\n    password: hunter2\n")
+        let text = ConfigPrinter.render(c)
+        XCTAssertFalse(text.contains("super-secret-token"))
+        XCTAssertFalse(text.contains("api-secret"))
+        XCTAssertFalse(text.contains("hunter2"))
+        XCTAssertTrue(text.contains("\n  token: \"***\"\n"), text)
+        XCTAssertTrue(text.contains("\n  api_token: \"***\"\n"), text)
+        XCTAssertTrue(text.contains("\n    password: \"***\"\n"), text)
+
+        let unset = ConfigPrinter.render(AgentConfig())
+        XCTAssertTrue(unset.contains("\n  token: null\n"), unset)
+        XCTAssertTrue(unset.contains("\n  api_token: null\n"), unset)
+    }
+
+    func testLayoutAndOrderAreStable() throws {
+        var config = AgentConfig()
+        config.agent.labels = ["zeta": "1", "alpha": "x \"quoted\"", "agent.pipeops.io/version": "v"]
+        let text = ConfigPrinter.render(config)
+        XCTAssertEqual(text, ConfigPrinter.render(config))
+        let lines = text.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { !$0.hasPrefix(" ") },
+                       ["agent:", "pipeops:", "server:", "realtime:", "kubernetes:", "logging:", "features:", "tunnel:", "state:"])
+        XCTAssertEqual(Array(lines.prefix(3)), ["agent:", "  id: null", "  name: null"])
+        let labelLines = lines.drop(while: { $0 != "  labels:" }).dropFirst().prefix(3)
+        XCTAssertEqual(Array(labelLines), ["    agent.pipeops.io/version: \"v\"", "    alpha: \"x \\\"quoted\\\"\"", "    zeta: \"1\""])
+        XCTAssertTrue(text.contains("pipeops:\n  api_url: \"https://api.pipeops.io\"\n  token: null\n  tls:\n    ca_file: null\n"), text)
+        XCTAssertTrue(text.contains("\n  heartbeat_interval: \"30s\"\n"), text)
+        XCTAssertTrue(text.contains("\n  connection_timeout: \"5m\"\n"), text)
+        XCTAssertTrue(text.contains("  forwards:\n    - name: \"kubernetes-api\"\n      local_addr: \"localhost:6443\"\n"
+                                    + "      remote_bind: \"127.0.0.1\"\n      remote_port: 0\n"), text)
+        XCTAssertTrue(text.hasSuffix("state:\n  path: \"/var/lib/pipeops/state.json\"\n"), text)
+    }
+
+    func testPrintedConfigReadsBackToTheSameConfig() throws {
+        let (original, _) = try loadConfigYAML(configArchitectureExampleYAML + configArchitectureTunnelYAML
+                                         + "state:\n  path: \"/tmp/a\\tb\"\n",
+                                         overrides: ["tunnel.inactivity_timeout": "1h2m3s", "agent.labels.odd key": "-"])
+        let printed = ConfigPrinter.render(original)
+        let (reread, warnings) = try loadConfigYAML(printed)
+        XCTAssertEqual(warnings.filter { !$0.contains("websocket_port") }, [])
+        var expected = original
+        expected.pipeops.token = "***" // masked on purpose
+        XCTAssertEqual(reread, expected)
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import XCTest
+@testable import Agent
+
+final class StateStoreTests: XCTestCase {
+    private func mode(_ path: String) throws -> Int {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        return try XCTUnwrap(attributes[.posixPermissions] as? Int)
+    }
+
+    func testMissingFileLoadsAsNil() throws {
+        let dir = try makeConfigTestDirectory(self)
+        XCTAssertNil(try StateStore(path: dir + "/none.json").load())
+    }
+
+    func testRoundTripWithMode0600AndDirectory0700() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let path = dir + "/nested/deeper/state.json"
+        let store = StateStore(path: path)
+        let state = AgentState(agentID: "a1", clusterID: "c1", clusterToken: "tok",
+                               updatedAt: Date(timeIntervalSince1970: 1_768_473_000))
+        try store.save(state)
+        XCTAssertEqual(try store.load(), state)
+        XCTAssertEqual(try mode(path), 0o600)
+        XCTAssertEqual(try mode(dir + "/nested/deeper"), 0o700)
+        XCTAssertEqual(try mode(dir + "/nested"), 0o700)
+
+        let json = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertTrue(json.contains("\"agent_id\" : \"a1\""), json)
+        XCTAssertTrue(json.contains("\"cluster_token\" : \"tok\""), json)
+        XCTAssertTrue(json.contains("\"updated_at\" : \"2026-01-15T10:30:00Z\""), json)
+    }
+
+    func testSaveReplacesAtomicallyAndLeavesNoTempFile() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let path = dir + "/state.json"
+        // An existing file with loose permissions is replaced by a 0600 one.
+        try "{\"agent_id\":\"old\",\"updated_at\":\"2026-01-01T00:00:00Z\"}".write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, 0o644)
+        let inodeBefore = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int)
+        let store = StateStore(path: path)
+        XCTAssertEqual(try store.load()?.agentID, "old")
+
+        for i in 0..<5 {
+            try store.save(AgentState(agentID: "new", clusterID: "c\(i)", updatedAt: Date(timeIntervalSince1970: 1_700_000_000)))
+        }
+        XCTAssertEqual(try store.load()?.clusterID, "c4")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["state.json"])
+        XCTAssertEqual(try mode(path), 0o600)
+        let inodeAfter = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int)
+        XCTAssertNotEqual(inodeBefore, inodeAfter, "the file is replaced by rename, not rewritten in place")
+    }
+
+    func testCorruptStateGivesAClearError() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let path = dir + "/state.json"
+        let store = StateStore(path: path)
+        let cases: [(String, String)] = [
+            ("{\"agent_id\": \"a\", \"updated_at\": ", "not valid JSON"),
+            ("", "the file is empty"),
+            ("{\"cluster_id\": \"c\", \"updated_at\": \"2026-01-01T00:00:00Z\"}", "missing \"agent_id\""),
+            ("{\"agent_id\": 42, \"updated_at\": \"2026-01-01T00:00:00Z\"}", "agent_id: "),
+            ("{\"agent_id\": \"\", \"updated_at\": \"2026-01-01T00:00:00Z\"}", "agent_id is empty"),
+            ("{\"agent_id\": \"a\", \"updated_at\": \"yesterday\"}", "updated_at"),
+        ]
+        for (content, expected) in cases {
+            try content.write(toFile: path, atomically: false, encoding: .utf8)
+            XCTAssertThrowsError(try store.load(), content) { error in
+                guard let stateError = error as? StateError else { return XCTFail("\(error)") }
+                XCTAssertEqual(stateError.kind, .corrupt)
+                XCTAssertTrue(stateError.reason.contains(expected), "\(content) -> \(stateError.reason)")
+                XCTAssertTrue("\(error)".hasPrefix("state file \(path) is corrupt ("), "\(error)")
+                XCTAssertTrue("\(error)".hasSuffix("starting with a fresh state, it will be overwritten"), "\(error)")
+            }
+            let (state, warning) = store.loadOrStartFresh()
+            XCTAssertNil(state)
+            XCTAssertNotNil(warning)
+        }
+    }
+
+    func testBootstrapPicksConfiguredThenSavedThenNewID() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let store = StateStore(path: dir + "/state.json")
+        let (fresh, w1) = try store.bootstrap(configuredAgentID: nil)
+        XCTAssertEqual(w1, [])
+        XCTAssertTrue(RandomUUID.isValid(fresh.agentID), fresh.agentID)
+        XCTAssertEqual(try store.load()?.agentID, fresh.agentID, "a new ID is persisted")
+
+        let (again, _) = try store.bootstrap(configuredAgentID: nil)
+        XCTAssertEqual(again.agentID, fresh.agentID, "the saved ID is reused")
+
+        var registered = again
+        registered.clusterID = "cluster-1"
+        try store.save(registered)
+        let (configured, _) = try store.bootstrap(configuredAgentID: "agent-prod-east-001")
+        XCTAssertEqual(configured.agentID, "agent-prod-east-001")
+        XCTAssertEqual(configured.clusterID, "cluster-1")
+        XCTAssertEqual(try store.load()?.agentID, "agent-prod-east-001")
+
+        try "garbage".write(toFile: store.path, atomically: false, encoding: .utf8)
+        let (recovered, w2) = try store.bootstrap(configuredAgentID: nil)
+        XCTAssertEqual(w2.count, 1)
+        XCTAssertTrue(RandomUUID.isValid(recovered.agentID))
+        XCTAssertEqual(try store.load(), recovered, "the corrupt file is overwritten")
+    }
+
+    func testUUIDv4Format() throws {
+        var seen = Set<String>()
+        for _ in 0..<200 {
+            let id = try RandomUUID.v4()
+            XCTAssertTrue(RandomUUID.isValid(id), id)
+            XCTAssertEqual(id, id.lowercased())
+            let chars = Array(id)
+            XCTAssertEqual(chars[14], "4", "version nibble: \(id)")
+            XCTAssertTrue("89ab".contains(chars[19]), "variant nibble: \(id)")
+            seen.insert(id)
+        }
+        XCTAssertEqual(seen.count, 200)
+        XCTAssertNotNil(UUID(uuidString: try RandomUUID.v4()), "Foundation agrees it is a UUID")
+        XCTAssertFalse(RandomUUID.isValid("not-a-uuid"))
+    }
+
+    func testUnwritableLocationIsAClearError() throws {
+        let dir = try makeConfigTestDirectory(self)
+        try "x".write(toFile: dir + "/file", atomically: false, encoding: .utf8)
+        XCTAssertThrowsError(try StateStore(path: dir + "/file/state.json").save(AgentState(agentID: "a"))) { error in
+            XCTAssertEqual("\(error)", "cannot write state file \(dir)/file/state.json: \(dir)/file is not a directory")
+        }
+    }
+}

@@ -1,0 +1,180 @@
+import CShims
+import Glibc
+import XCTest
+@testable import Reactor
+
+final class TCPConnectionTests: XCTestCase {
+    /// Accepts connections and keeps them, reading nothing until told to.
+    final class SilentServer: ByteStreamDelegate {
+        let loop: EventLoop
+        var listener: TCPListener!
+        var accepted: [TCPConnection] = []
+        var drained = 0
+        init(loop: EventLoop) throws {
+            self.loop = loop
+            listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { [unowned self] fd, peer in
+                guard let c = try? TCPConnection(loop: self.loop, acceptedFD: fd, peer: peer, delegate: self) else { return }
+                c.pauseReading()
+                self.accepted.append(c)
+            }
+        }
+        func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) { drained += bytes.count }
+        func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {}
+    }
+
+    func testBackpressureStopsAtHighWaterMarkAndResumesWhenPeerDrains() throws {
+        let loop = try makeLoop()
+        let server = try SilentServer(loop: loop)
+        let client = Recorder()
+        let conn = try TCPConnection.connect(loop: loop, to: SocketAddress(ip: "127.0.0.1", port: server.listener.port),
+                                             timeout: .seconds(5), delegate: client)
+        conn.highWaterMark = 256 * 1024
+        conn.lowWaterMark = 64 * 1024
+        let block = [UInt8](repeating: 0x5a, count: 16 * 1024)
+        var produced = 0
+        // The producer writes only while the connection says it is writable.
+        func produce(_ s: ByteStream) {
+            while s.isWritable && produced < 512 * 1024 * 1024 { s.write(block); produced += block.count }
+        }
+        client.onOpen = produce
+        client.onWritable = { s, writable in if writable { produce(s) } }
+        XCTAssertTrue(loop.run(until: { client.writabilityEvents == [false] }, timeout: .seconds(20)))
+        XCTAssertTrue(loop.run(until: { !server.accepted.isEmpty }, timeout: .seconds(5)))
+        // Give the socket every chance to flush; the queue must stay put since nobody reads.
+        loop.run(until: { false }, timeout: .milliseconds(200))
+        XCTAssertGreaterThanOrEqual(conn.queuedBytes, conn.highWaterMark)
+        XCTAssertLessThan(conn.queuedBytes, conn.highWaterMark + block.count, "the producer kept writing past the mark")
+        let stalledAt = produced
+        XCTAssertLessThan(stalledAt, 64 * 1024 * 1024, "the kernel buffers should not hold this much")
+
+        server.accepted[0].resumeReading()
+        XCTAssertTrue(loop.run(until: { client.writabilityEvents.count >= 2 }, timeout: .seconds(20)))
+        XCTAssertEqual(client.writabilityEvents.prefix(2), [false, true])
+        XCTAssertGreaterThan(produced, stalledAt, "writing resumed")
+        conn.close(nil)
+    }
+
+    func testClientHalfCloseStillReceivesTheReply() throws {
+        let loop = try makeLoop()
+        // Server: read until EOF, then answer with what it got, reversed, and close.
+        final class ReplyAfterEOF: ByteStreamDelegate {
+            var got: [UInt8] = []
+            func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) { got.append(contentsOf: bytes) }
+            func streamDidReadEOF(_ stream: ByteStream) {
+                stream.write(Array(got.reversed()))
+                (stream as! TCPConnection).closeWhenFlushed()
+            }
+            func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {}
+        }
+        let handler = ReplyAfterEOF()
+        var serverConns: [TCPConnection] = []
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
+            serverConns.append(try! TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: handler))
+        }
+        let client = Recorder()
+        client.onOpen = { s in s.write(Array("hello".utf8)); s.shutdownWrite() }
+        let conn = try TCPConnection.connect(loop: loop, to: listener.address, timeout: .seconds(5), delegate: client)
+        XCTAssertTrue(loop.run(until: { client.isClosed }, timeout: .seconds(5)))
+        XCTAssertEqual(String(decoding: client.received, as: UTF8.self), "olleh")
+        XCTAssertTrue(client.eof)
+        XCTAssertNil(client.closedError)
+        _ = conn
+        listener.close()
+    }
+
+    func testServerHalfCloseStillReceivesTheClientsData() throws {
+        let loop = try makeLoop()
+        // The server says its piece and shuts down writing, then keeps reading until the client ends.
+        let serverSide = Recorder()
+        serverSide.onEOF = { s in s.close(nil) }
+        var serverConn: TCPConnection?
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
+            let c = try! TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: serverSide)
+            c.write(Array("greeting".utf8))
+            c.shutdownWrite()
+            serverConn = c
+        }
+        let client = Recorder()
+        client.onEOF = { s in
+            // The server finished; we may still send.
+            s.write(Array("late reply".utf8))
+            s.shutdownWrite()
+        }
+        let conn = try TCPConnection.connect(loop: loop, to: listener.address, timeout: .seconds(5), delegate: client)
+        XCTAssertTrue(loop.run(until: { serverSide.isClosed && client.isClosed }, timeout: .seconds(5)))
+        XCTAssertEqual(String(decoding: client.received, as: UTF8.self), "greeting")
+        XCTAssertEqual(String(decoding: serverSide.received, as: UTF8.self), "late reply")
+        XCTAssertNil(client.closedError)
+        _ = (conn, serverConn)
+        listener.close()
+    }
+
+    func testConnectRefusedReportsECONNREFUSED() throws {
+        let loop = try makeLoop()
+        // Take a free port, then release it so nothing listens there.
+        let probe = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, _ in Glibc.close(fd) }
+        let port = probe.port
+        probe.close()
+        let client = Recorder()
+        do {
+            _ = try TCPConnection.connect(loop: loop, to: SocketAddress(ip: "127.0.0.1", port: port), timeout: .seconds(5), delegate: client)
+            XCTAssertTrue(loop.run(until: { client.isClosed }, timeout: .seconds(5)))
+            guard case .system(let e)? = client.closedError else { return XCTFail("expected a system error, got \(String(describing: client.closedError))") }
+            XCTAssertEqual(e.errnoName, "ECONNREFUSED")
+            XCTAssertTrue(e.description.contains("connect to 127.0.0.1:\(port)"), e.description)
+        } catch let e as SocketError {
+            XCTAssertEqual(e.errnoName, "ECONNREFUSED")
+        }
+        XCTAssertFalse(client.opened)
+    }
+
+    func testConnectTimeoutAgainstAFullAcceptQueue() throws {
+        let loop = try makeLoop()
+        // listen(fd, 0) and never accept: once the queue is full, further SYNs go unanswered.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = try SocketAddress(ip: "127.0.0.1", port: 0)
+        XCTAssertEqual(shim_bind(fd, &addr.storage, addr.length), 0)
+        XCTAssertEqual(listen(fd, 0), 0)
+        defer { Glibc.close(fd) }
+        let target = Socket.localAddress(fd: fd)!
+        var fillers: [Recorder] = []
+        var conns: [TCPConnection] = []
+        for _ in 0..<3 {
+            let r = Recorder()
+            fillers.append(r)
+            conns.append(try TCPConnection.connect(loop: loop, to: target, timeout: .seconds(30), delegate: r))
+        }
+        loop.run(until: { false }, timeout: .milliseconds(300))
+        let client = Recorder()
+        _ = try TCPConnection.connect(loop: loop, to: target, timeout: .milliseconds(500), delegate: client)
+        XCTAssertTrue(loop.run(until: { client.isClosed }, timeout: .seconds(10)))
+        guard case .timedOut(let what)? = client.closedError else { return XCTFail("expected timeout, got \(String(describing: client.closedError))") }
+        XCTAssertTrue(what.contains("connect to \(target)"), what)
+        for c in conns { c.close(nil) }
+    }
+
+    func testPeerResetDuringWriteClosesWithAnError() throws {
+        let loop = try makeLoop()
+        var accepted: Int32 = -1
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, _ in accepted = fd }
+        let client = Recorder()
+        let block = [UInt8](repeating: 1, count: 64 * 1024)
+        var writes = 0
+        func produce(_ s: ByteStream) { while s.isWritable && writes < 10_000 { s.write(block); writes += 1 } }
+        client.onOpen = produce
+        client.onWritable = { s, w in if w { produce(s) } }
+        let conn = try TCPConnection.connect(loop: loop, to: listener.address, timeout: .seconds(5), delegate: client)
+        XCTAssertTrue(loop.run(until: { accepted >= 0 && writes > 0 }, timeout: .seconds(5)))
+        // SO_LINGER with a zero timeout makes close() send RST.
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(accepted, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        Glibc.close(accepted)
+        // Keep writing so the reset is met mid-write.
+        client.onRead = nil
+        XCTAssertTrue(loop.run(until: { client.isClosed }, timeout: .seconds(10)))
+        guard case .system(let e)? = client.closedError else { return XCTFail("expected a system error, got \(String(describing: client.closedError))") }
+        XCTAssertTrue(["ECONNRESET", "EPIPE"].contains(e.errnoName), e.description)
+        XCTAssertEqual(conn.state, .closed)
+        listener.close()
+    }
+}

@@ -1,0 +1,43 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from harness import Agent, ControlPlane, EchoServer, HelloServer  # noqa: E402
+
+
+@pytest.fixture
+def cp(tmp_path):
+    c = ControlPlane(str(tmp_path))
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def hello():
+    h = HelloServer()
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def echo():
+    e = EchoServer()
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def agents(tmp_path):
+    started = []
+
+    def start(*args, **kwargs):
+        a = Agent(str(tmp_path), *args, **kwargs)
+        started.append(a)
+        return a
+
+    yield start
+    for a in started:
+        a.stop()

@@ -1,0 +1,289 @@
+"""Harness for the agent's end-to-end tests: the real pipeops-agent binary against the
+control-plane test double (Tests/Fixtures/controlplane, a stand-in for the hosted service and
+its chisel server), with local services behind the forwards. Everything on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import requests
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SERVER = os.path.join(ROOT, "Tests", "Fixtures", "controlplane", "server.py")
+TOKEN = "test-token"
+TUNNEL_USER = "pipeops"
+TUNNEL_PASSWORD = "s3cret-pass"
+SEED_FINGERPRINT = "r7LNBdVzSS2DaRPmLtRsZV5OtFFTZEpMmbQ3QiEFIbQ="
+
+
+def agent_binary() -> str:
+    b = os.environ.get("PIPEOPS_AGENT_BIN")
+    if b:
+        return b
+    out = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return os.path.join(out, "pipeops-agent")
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    """Polls `pred` until it returns something truthy; fails with `what` after `timeout`."""
+    end = time.monotonic() + timeout
+    last_exc: Optional[BaseException] = None
+    while time.monotonic() < end:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as exc:  # the thing may not be up yet
+            last_exc = exc
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class ControlPlane:
+    def __init__(self, tmp: str, extra: list[str] | None = None):
+        self.log_path = os.path.join(tmp, "controlplane.log")
+        self.log = open(self.log_path, "w")
+        args = [sys.executable, SERVER, "--api-port", "0", "--tunnel-port", "0", "--key-seed", "testseed",
+                "--tunnel-user", TUNNEL_USER, "--tunnel-password", TUNNEL_PASSWORD, "--token", TOKEN] + (extra or [])
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError("control plane did not start: " + open(self.log_path).read()[-2000:])
+        self.info = json.loads(line)
+        self.api_url = self.info["api_url"]
+        self.tunnel_url = self.info["tunnel_url"]
+        self.fingerprint = self.info["fingerprint"]
+
+    def get(self, path: str, **params: Any) -> Any:
+        r = requests.get(self.api_url + path, params=params, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def post(self, path: str, body: Any = None) -> Any:
+        r = requests.post(self.api_url + path, json=body if body is not None else {}, timeout=30)
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+    def delete(self, path: str) -> None:
+        requests.delete(self.api_url + path, timeout=30).raise_for_status()
+
+    def requests_for(self, endpoint: str) -> list[dict]:
+        return self.get("/_test/requests", endpoint=endpoint)
+
+    def wait_requests(self, endpoint: str, count: int = 1, since: int = 0, timeout: float = 30) -> list[dict]:
+        r = self.get("/_test/wait", endpoint=endpoint, count=count, since=since, timeout=timeout)
+        assert r["matched"], f"expected {count} {endpoint} request(s) within {timeout}s"
+        return r["requests"]
+
+    def require_tunnel(self, forwards: dict[str, int], **extra: Any) -> None:
+        body = {"status": "REQUIRED", "forwards": [{"name": n, "remote_port": p} for n, p in forwards.items()],
+                "poll_frequency": 1}
+        body.update(extra)
+        self.post("/_test/tunnel-status", body)
+
+    def ports(self) -> list[dict]:
+        return self.get("/_test/tunnel/ports")
+
+    def wait_ports(self, wanted: set[int], timeout: float = 30) -> list[dict]:
+        found = wait_for(lambda: (lambda p: [p] if {x["local_port"] for x in p} == wanted else None)(self.ports()),
+                         timeout, f"reverse ports {sorted(wanted)}")
+        return found[0]
+
+    def violations(self) -> list:
+        return self.get("/_test/violations")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+class Agent:
+    def __init__(self, tmp: str, api_url: str, forwards: dict[str, str], port: int | None = None,
+                 extra_yaml: str = "", env: dict[str, str] | None = None, name: str = "agent"):
+        self.port = port or free_port()
+        self.tmp = tmp
+        self.state_path = os.path.join(tmp, f"{name}-state.json")
+        self.config_path = os.path.join(tmp, f"{name}.yaml")
+        fw = "".join(f"    - name: \"{n}\"\n      local_addr: \"{a}\"\n" for n, a in forwards.items())
+        with open(self.config_path, "w") as f:
+            f.write(f"""agent:
+  cluster_name: "e2e-cluster"
+  port: {self.port}
+  heartbeat_interval: 1s
+  labels:
+    environment: "test"
+pipeops:
+  api_url: "{api_url}"
+  token: "{TOKEN}"
+  timeouts:
+    connect: 3s
+    register: 5s
+    heartbeat: 3s
+    poll: 3s
+tunnel:
+  enabled: true
+  poll_interval: 1s
+  forwards:
+{fw}state:
+  path: "{self.state_path}"
+{extra_yaml}""")
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+        e = dict(os.environ)
+        for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy"):
+            e.pop(k, None)
+        e.update(env or {})
+        self.proc = subprocess.Popen([agent_binary(), "--config", self.config_path, "--log-format", "json",
+                                      "--log-level", "debug"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True, env=e)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def logs(self) -> list[dict]:
+        with self.lock:
+            out = []
+            for l in self.lines:
+                try:
+                    out.append(json.loads(l))
+                except ValueError:
+                    out.append({"msg": l, "level": "raw"})
+            return out
+
+    def log_text(self) -> str:
+        with self.lock:
+            return "\n".join(self.lines)
+
+    def wait_log(self, pred: Callable[[dict], bool], timeout: float = 30, what: str = "log line") -> dict:
+        return wait_for(lambda: next((l for l in self.logs() if pred(l)), None), timeout,
+                        f"{what}; last log lines:\n" + "\n".join(self.lines[-15:]))
+
+    def get(self, path: str, port: int | None = None) -> requests.Response:
+        return requests.get(f"http://127.0.0.1:{port or self.port}{path}", timeout=10)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(5)
+        return self.proc.returncode
+
+
+class HelloServer:
+    """A small HTTP service standing in for the Kubernetes API behind the tunnel."""
+
+    def __init__(self, text: str = "hello from behind the tunnel"):
+        body = text.encode()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class EchoServer:
+    """Echoes every byte, one thread per connection."""
+
+    def __init__(self) -> None:
+        class H(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                while True:
+                    data = self.request.recv(256 * 1024)
+                    if not data:
+                        return
+                    self.request.sendall(data)
+
+        class S(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            request_queue_size = 512
+
+        self.server = S(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def pattern(n: int, seed: int) -> bytes:
+    block = hashlib.sha256(str(seed).encode()).digest() * 2048   # 64 KiB
+    reps = n // len(block) + 1
+    return (block * reps)[:n]
+
+
+def echo_roundtrip(port: int, data: bytes, timeout: float = 120) -> bytes:
+    """Sends `data` through the echo at `port` while reading, returns what came back."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    got = bytearray()
+
+    def reader() -> None:
+        while len(got) < len(data):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    view = memoryview(data)
+    for i in range(0, len(data), 256 * 1024):
+        s.sendall(view[i:i + 256 * 1024])
+    t.join(timeout)
+    s.close()
+    return bytes(got)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
