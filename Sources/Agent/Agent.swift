@@ -70,7 +70,8 @@ public final class Agent {
     }
 
     private func startTunnel() {
-        guard config.tunnel.enabled, config.tunnel.mode == .chisel else { return }
+        guard config.tunnel.enabled else { return }
+        if config.tunnel.mode == .ssh { startSSHTunnel(); return }
         let manager = TunnelManager(loop: loop, forwards: config.tunnel.forwards, inactivityTimeout: config.tunnel.inactivityTimeout,
                                     logger: logger) { [unowned self] desired, manager in
             do {
@@ -83,6 +84,39 @@ public final class Agent {
         tunnel = manager
     }
 
+    /// SSH mode opens at start and stays up (reconnecting) whatever the control plane says.
+    private func startSSHTunnel() {
+        let ssh = config.tunnel.ssh
+        let endpoint: TunnelEndpoint
+        var key: SSHEd25519PrivateKey?
+        do {
+            guard let server = ssh.server, !server.isEmpty else { throw TunnelConfigError("tunnel.ssh.server is not set") }
+            let (host, port) = server.contains(":") ? try SocketAddress.splitHostPort(server) : (server, 22)
+            endpoint = TunnelEndpoint(useTLS: false, host: host, port: port, path: "")
+            if let file = ssh.identityFile, !file.isEmpty {
+                guard let text = readSmallFile(file) else { throw TunnelConfigError("tunnel.ssh.identity_file \(file) cannot be read") }
+                do { key = try SSHEd25519PrivateKey(openSSHText: text) } catch {
+                    throw TunnelConfigError("tunnel.ssh.identity_file \(file): \(error)")
+                }
+            }
+        } catch {
+            logger.error("SSH tunnel not started", metadata: ["error": "\(error)"])
+            return
+        }
+        let desired = DesiredTunnel(
+            endpoint: endpoint,
+            credentials: TunnelCredentials(user: ssh.user ?? "", password: ssh.password ?? ""),
+            fingerprint: ssh.hostKeyFingerprint ?? "",
+            forwards: config.tunnel.forwards.map { .init(name: $0.name, remotePort: $0.remotePort, localAddr: $0.localAddr, remoteBind: $0.remoteBind) })
+        let manager = TunnelManager(loop: loop, forwards: config.tunnel.forwards, inactivityTimeout: .zero,
+                                    logger: logger) { [unowned self] desired, manager in
+            SSHTunnelSession(loop: self.loop, desired: desired, manager: manager, resolver: self.resolver,
+                             privateKey: key, logger: manager.logger)
+        }
+        tunnel = manager
+        manager.openStatic(desired)
+    }
+
     private func startControlPlane() {
         guard !config.pipeops.apiURL.isEmpty else {
             logger.info("no pipeops.api_url: running standalone, without a control plane")
@@ -91,7 +125,9 @@ public final class Agent {
         let transport = HTTPControlPlaneTransport(client: httpClient, baseURL: config.pipeops.apiURL)
         let cp = ControlPlaneClient(loop: loop, config: config, state: state, stateStore: stateStore,
                                     transport: transport, environment: environment, logger: logger)
-        cp.onDirective = { [weak self] directive in self?.tunnel?.apply(directive) }
+        if config.tunnel.mode == .chisel {
+            cp.onDirective = { [weak self] directive in self?.tunnel?.apply(directive) }
+        }
         cp.tunnelReport = { [weak self] in self?.tunnelReport() ?? .init(status: "disconnected") }
         cp.onRegistered = { [weak self, weak cp] _ in if let cp { self?.state = cp.state } }
         controlPlane = cp

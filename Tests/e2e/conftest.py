@@ -33,11 +33,18 @@ def echo():
 def agents(tmp_path):
     started = []
 
-    def start(*args, **kwargs):
-        a = Agent(str(tmp_path), *args, **kwargs)
-        started.append(a)
-        return a
+    class Starter:
+        def __call__(self, *args, **kwargs):
+            a = Agent(str(tmp_path), *args, **kwargs)
+            started.append(a)
+            return a
 
-    yield start
+        def restart(self, agent):
+            """The same agent (config, state, port) started again, e.g. after editing its config."""
+            a = Agent.again(agent)
+            started.append(a)
+            return a
+
+    yield Starter()
     for a in started:
         a.stop()

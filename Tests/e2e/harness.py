@@ -153,17 +153,29 @@ tunnel:
 {fw}state:
   path: "{self.state_path}"
 {extra_yaml}""")
+        self.env = env or {}
+        self._spawn()
+
+    def _spawn(self) -> None:
         self.lines: list[str] = []
         self.lock = threading.Lock()
         e = dict(os.environ)
         for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy"):
             e.pop(k, None)
-        e.update(env or {})
+        e.update(self.env)
         self.proc = subprocess.Popen([agent_binary(), "--config", self.config_path, "--log-format", "json",
                                       "--log-level", "debug"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env=e)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
+
+    @classmethod
+    def again(cls, old: "Agent") -> "Agent":
+        a = cls.__new__(cls)
+        a.port, a.tmp, a.state_path, a.config_path = old.port, old.tmp, old.state_path, old.config_path
+        a.env = old.env
+        a._spawn()
+        return a
 
     def _read(self) -> None:
         for line in self.proc.stderr:

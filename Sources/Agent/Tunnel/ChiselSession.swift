@@ -112,13 +112,9 @@ final class ChiselSession: TunnelSession, SSHConnectionDelegate {
         logger.warning("\(warning)", metadata: ["server": "\(desired.endpoint)"])
     }
 
+    /// An unchecked key is already reported through `warning`; a checked one is logged like chisel does.
     func sshConnection(_ connection: SSHConnection, didVerifyHostKey key: SSHHostKey) {
-        if desired.fingerprint.isEmpty {
-            logger.warning("tunnel server host key not verified (the control plane sent no fingerprint)",
-                           metadata: ["fingerprint": "\(key.fingerprintSHA256Base64)"])
-        } else {
-            logger.info("Fingerprint \(key.fingerprintSHA256Base64)")
-        }
+        if !desired.fingerprint.isEmpty { logger.info("Fingerprint \(key.fingerprintSHA256Base64)") }
     }
 
     func sshConnectionDidAuthenticate(_ connection: SSHConnection) {

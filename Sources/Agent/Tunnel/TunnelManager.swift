@@ -106,6 +106,13 @@ public final class TunnelManager {
         return DesiredTunnel(endpoint: endpoint, credentials: creds, fingerprint: r.serverFingerprint ?? "", forwards: forwards)
     }
 
+    /// Opens a tunnel that no control plane drives (`tunnel.mode: ssh`): kept up until shutdown.
+    public func openStatic(_ wanted: DesiredTunnel) {
+        desired = wanted
+        backoff.reset()
+        connect()
+    }
+
     // MARK: Session lifecycle
 
     private func connect() {
@@ -184,6 +191,9 @@ public final class TunnelManager {
         stats[name, default: ForwardStats()].activeConnections -= 1
         lastActivity = loop.now
     }
+
+    /// The server bound this forward on `port` (SSH mode, where port 0 lets the server pick).
+    func forwardBound(_ name: String, port: Int) { stats[name, default: ForwardStats()].remotePort = port }
 
     func forwardDialFailed(_ name: String) { stats[name, default: ForwardStats()].dialErrors &+= 1 }
 

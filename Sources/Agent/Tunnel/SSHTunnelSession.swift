@@ -1,0 +1,145 @@
+import Logging
+import Reactor
+
+/// `tunnel.mode: ssh`: like `ssh -N -R` to any OpenSSH server. Resolves the forwards' local
+/// addresses, connects, authenticates (password or an ed25519 identity file), asks
+/// `tcpip-forward` for each forward and bridges `forwarded-tcpip` channels to the local
+/// addresses with the same StreamBridge the chisel mode uses. The manager reconnects on drops.
+final class SSHTunnelSession: TunnelSession, SSHConnectionDelegate {
+    unowned let loop: EventLoop
+    let desired: DesiredTunnel
+    weak var manager: TunnelManager?
+    let resolver: Resolver
+    let privateKey: SSHEd25519PrivateKey?
+    let logger: Logger
+
+    private var ssh: SSHConnection?
+    private var forwarder: SSHReverseForwarder?
+    private var ended = false
+    private var resolved: [SSHForward] = []
+    private var keepaliveTimer: LoopTimer?
+
+    init(loop: EventLoop, desired: DesiredTunnel, manager: TunnelManager, resolver: Resolver,
+         privateKey: SSHEd25519PrivateKey?, logger: Logger) {
+        self.loop = loop
+        self.desired = desired
+        self.manager = manager
+        self.resolver = resolver
+        self.privateKey = privateKey
+        self.logger = logger
+    }
+
+    func start() {
+        resolveForwards(desired.forwards[...])
+    }
+
+    /// Resolves each forward's local address in turn (names like `localhost:6443` are allowed).
+    private func resolveForwards(_ rest: ArraySlice<DesiredTunnel.Forward>) {
+        guard let f = rest.first else { connect(); return }
+        let hostPort: (host: String, port: Int)
+        do { hostPort = try SocketAddress.splitHostPort(f.localAddr) } catch {
+            end("forward \(f.name): local_addr \(error)")
+            return
+        }
+        resolver.resolve(host: hostPort.host, port: hostPort.port) { [weak self] result in
+            guard let self, !self.ended else { return }
+            switch result {
+            case .failure(let e):
+                self.end("forward \(f.name): \(e)")
+            case .success(let addrs):
+                guard let first = addrs.first else { self.end("forward \(f.name): no address"); return }
+                self.resolved.append(SSHForward(remoteAddress: f.remoteBind, remotePort: f.remotePort, local: first, name: f.name))
+                self.resolveForwards(rest.dropFirst())
+            }
+        }
+    }
+
+    private func connect() {
+        let e = desired.endpoint
+        logger.info("connecting SSH tunnel", metadata: ["server": "\(e.host):\(e.port)", "user": "\(desired.credentials.user)"])
+        var config = SSHClientConfig(credentials: SSHCredentials(
+            user: desired.credentials.user,
+            password: desired.credentials.password.isEmpty ? nil : desired.credentials.password,
+            privateKey: privateKey))
+        config.transport.expectedFingerprint = desired.fingerprint
+        let stream = HostConnection(loop: loop, resolver: resolver, host: e.host, port: e.port, timeout: .seconds(10),
+                                    delegate: nil, label: "ssh-tunnel")
+        let conn = SSHConnection(loop: loop, stream: stream, config: config, delegate: self)
+        conn.label = "tunnel"
+        ssh = conn
+    }
+
+    func sshConnection(_ connection: SSHConnection, warning: String) {
+        logger.warning("\(warning)", metadata: ["server": "\(desired.endpoint.host):\(desired.endpoint.port)"])
+    }
+
+    func sshConnectionDidAuthenticate(_ connection: SSHConnection) {
+        let f = SSHReverseForwarder(connection: connection, forwards: resolved)
+        forwarder = f
+        f.start { [weak self] results in
+            guard let self, !self.ended else { return }
+            let failures = results.enumerated().compactMap { i, r -> String? in
+                if case .failure(let e) = r { return "\(self.resolved[i].name): \(e)" }
+                return nil
+            }
+            if failures.count == results.count {
+                self.end("the SSH server refused every forward: \(failures.joined(separator: "; "))")
+                return
+            }
+            for (i, r) in results.enumerated() {
+                if case .success(let port) = r { self.manager?.forwardBound(self.resolved[i].name, port: port) }
+            }
+            self.logger.info("tunnel connected", metadata: ["server": "\(self.desired.endpoint.host):\(self.desired.endpoint.port)", "mode": "ssh"])
+            self.manager?.sessionDidConnect(self)
+            self.scheduleKeepalive()
+        }
+    }
+
+    func sshConnection(_ connection: SSHConnection, channelOpen request: SSHChannelOpenRequest) {
+        guard let f = forwarder, f.handle(request) else {
+            request.reject(reason: 1, text: "unexpected channel \(request.type)")
+            return
+        }
+    }
+
+    func sshConnection(_ connection: SSHConnection, didDisconnectWith error: SSHError?) {
+        end(error.map { "SSH tunnel ended: \($0)" } ?? "SSH tunnel closed")
+    }
+
+    /// OpenSSH answers `keepalive@openssh.com` (with failure, which is fine): a reply means alive.
+    private func scheduleKeepalive() {
+        keepaliveTimer = loop.schedule(in: ChiselSession.keepaliveInterval) { [weak self] in
+            guard let self, !self.ended, let ssh = self.ssh else { return }
+            let deadline = self.loop.schedule(in: ChiselSession.keepaliveDeadline) { [weak self] in
+                self?.end("keepalive: no answer within \(ChiselSession.keepaliveDeadline)")
+            }
+            ssh.sendGlobalRequest("keepalive@openssh.com", wantReply: true) { [weak self] _ in
+                deadline.cancel()
+                self?.scheduleKeepalive()
+            }
+        }
+    }
+
+    func close(reason: String) {
+        guard !ended else { return }
+        ended = true
+        logger.info("closing SSH tunnel", metadata: ["reason": "\(reason)"])
+        teardown()
+    }
+
+    private func end(_ reason: String) {
+        guard !ended else { return }
+        ended = true
+        teardown()
+        manager?.sessionDidEnd(self, error: reason)
+    }
+
+    private func teardown() {
+        keepaliveTimer?.cancel()
+        forwarder?.stop()
+        let s = ssh
+        ssh = nil
+        s?.delegate = nil
+        s?.close()
+    }
+}
