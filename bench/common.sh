@@ -1,0 +1,20 @@
+# Shared helpers for the bench harnesses (sourced).
+BIN=${BIN:-$(swift build -c release --show-bin-path)}
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+# utime+stime of a process in seconds
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
+wait_port() { for _ in $(seq 200); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+machine_line() { echo "$(date -u '+%Y-%m-%d %H:%M') UTC, commit $(git rev-parse --short HEAD), $(nproc) cores, $(uname -m)"; }
+# Starts the agent standalone on port $1 (no control plane, no tunnel); prints its PID.
+start_standalone_agent() {
+  local port=$1 dir
+  dir=$(mktemp -d)
+  printf 'pipeops:\n  api_url: ""\nagent:\n  port: %s\ntunnel:\n  enabled: false\nstate:\n  path: %s/state.json\n' "$port" "$dir" > "$dir/agent.yaml"
+  "$BIN/pipeops-agent" --config "$dir/agent.yaml" --log-level warning --log-format json 2>"$dir/agent.log" &
+  echo $!
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The agent's HTTP server (/health, keep-alive) against nginx (worker_processes 1,
+# return 200 'ok'), both under wrk on 127.0.0.1 in the same run, 1 and 100 connections.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/common.sh
+DURATION=${BENCH_SECONDS:-5}
+
+NP=$(free_port); ndir=$(mktemp -d)
+cat > "$ndir/nginx.conf" <<NGINX
+worker_processes 1;
+pid $ndir/nginx.pid;
+error_log $ndir/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$NP; location / { return 200 'ok'; } }
+}
+NGINX
+nginx -c "$ndir/nginx.conf" -g 'daemon off;' & pids+=($!)
+AP=$(free_port)
+agent=$(start_standalone_agent "$AP"); pids+=($agent)
+wait_port "$NP"; wait_port "$AP"
+
+rps() { wrk -t1 -c"$1" -d"${DURATION}s" "$2" | awk '/Requests\/sec/ {print $2}'; }
+declare -A R
+for c in 1 100; do
+  R[nginx_$c]=$(rps "$c" "http://127.0.0.1:$NP/")
+  R[agent_$c]=$(rps "$c" "http://127.0.0.1:$AP/health")
+done
+python3 - "${R[agent_1]}" "${R[nginx_1]}" "${R[agent_100]}" "${R[nginx_100]}" "$(machine_line)" <<'PY'
+import sys
+a1, n1, a100, n100, machine = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+rows = [("wrk, 1 connection", a1, n1), ("wrk, 100 connections", a100, n100)]
+out = [f"\n## HTTP server: {machine}\n", "| load | agent /health req/s | nginx req/s | ratio | target |", "|---|---|---|---|---|"]
+out += [f"| {n} | {a:,.0f} | {b:,.0f} | {a/b:.2f} x nginx | >= 1.0 |" for n, a, b in rows]
+text = "\n".join(out) + "\n"
+print(text)
+open("bench/results/http.md", "a").write(text)
+PY

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Reverse-forward throughput through one OpenSSH sshd (aes128-gcm only): the agent's SSH
+# tunnel mode against OpenSSH's own `ssh -N -R`, both carrying iperf3 on 127.0.0.1, both
+# directions, with client CPU seconds per GiB and peak RSS. Same run, same machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/common.sh
+DURATION=${BENCH_SECONDS:-5}
+dir=$(mktemp -d)
+sh Tests/Fixtures/ssh/make-test-user.sh sshtest sshtest-password
+ssh-keygen -q -t ed25519 -N '' -f "$dir/host_ed25519"
+ssh-keygen -q -t ed25519 -N '' -f "$dir/client_ed25519"
+cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
+chmod 644 "$dir/authorized_keys"
+SP=$(free_port)
+mkdir -p /run/sshd
+cat > "$dir/sshd_config" <<CFG
+Port $SP
+ListenAddress 127.0.0.1
+HostKey $dir/host_ed25519
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication yes
+AllowTcpForwarding yes
+Ciphers aes128-gcm@openssh.com
+CFG
+/usr/sbin/sshd -D -e -f "$dir/sshd_config" -E "$dir/sshd.log" & pids+=($!)
+IP=$(free_port)
+iperf3 -s -p "$IP" >/dev/null 2>&1 & pids+=($!)
+wait_port "$SP"; wait_port "$IP"
+
+# One client at a time: measure iperf3 through its forward, both directions.
+measure() {   # $1 = client pid, $2 = remote port; prints "up_Bps down_Bps cpu_s_per_GiB hwm_kib"
+  local pid=$1 port=$2 c0 c1 up down bytes
+  wait_port "$port"
+  c0=$(cpu_seconds "$pid")
+  up=$(iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -J | python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]; print(e["sum_received"]["bits_per_second"]/8, e["sum_received"]["bytes"])')
+  down=$(iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -R -J | python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]; print(e["sum_received"]["bits_per_second"]/8, e["sum_received"]["bytes"])')
+  c1=$(cpu_seconds "$pid")
+  python3 -c "import sys; u,ub,d,db,c=map(float,sys.argv[1:]); print(u, d, c/((ub+db)/2**30))" $up $down "$(python3 -c "print($c1-$c0)")"
+  hwm_kib "$pid"
+}
+
+AR=$(free_port)
+adir=$(mktemp -d)
+cat > "$adir/agent.yaml" <<YAML
+pipeops:
+  api_url: ""
+agent:
+  port: $(free_port)
+tunnel:
+  mode: ssh
+  ssh:
+    server: "127.0.0.1:$SP"
+    user: "sshtest"
+    identity_file: "$dir/client_ed25519"
+  forwards:
+    - name: "iperf"
+      local_addr: "127.0.0.1:$IP"
+      remote_port: $AR
+state:
+  path: "$adir/state.json"
+YAML
+"$BIN/pipeops-agent" --config "$adir/agent.yaml" --log-level warning --log-format json 2>"$adir/agent.log" & agent=$!
+pids+=($agent)
+# The agent logs in as sshtest; give that user the same authorized key.
+read -r a_up a_down a_cpu < <(measure "$agent" "$AR" | head -1)
+a_hwm=$(hwm_kib "$agent")
+kill "$agent"
+
+OR=$(free_port)
+ssh -N -R "127.0.0.1:$OR:127.0.0.1:$IP" -p "$SP" -i "$dir/client_ed25519" -o StrictHostKeyChecking=no \
+  -o UserKnownHostsFile=/dev/null -o Ciphers=aes128-gcm@openssh.com -o LogLevel=ERROR sshtest@127.0.0.1 & sshc=$!
+pids+=($sshc)
+read -r o_up o_down o_cpu < <(measure "$sshc" "$OR" | head -1)
+o_hwm=$(hwm_kib "$sshc")
+
+python3 - "$a_up" "$a_down" "$a_cpu" "$a_hwm" "$o_up" "$o_down" "$o_cpu" "$o_hwm" "$(machine_line)" <<'PY'
+import sys
+au, ad, ac, ah, ou, od, oc, oh = map(float, sys.argv[1:9])
+machine = sys.argv[9]
+out = [f"\n## SSH reverse forward (aes128-gcm, through one sshd): {machine}\n",
+       "| measure | agent (ssh mode) | OpenSSH ssh -N -R | ratio | target |", "|---|---|---|---|---|",
+       f"| into the forward (iperf3) | {au/1e6:.0f} MB/s | {ou/1e6:.0f} MB/s | {au/ou:.2f} x | >= 1.0 |",
+       f"| out of the forward (iperf3 -R) | {ad/1e6:.0f} MB/s | {od/1e6:.0f} MB/s | {ad/od:.2f} x | >= 1.0 |",
+       f"| client CPU per GiB | {ac:.2f} s | {oc:.2f} s | {ac/oc:.2f} x | <= 1.0 |",
+       f"| client peak RSS | {ah/1024:.1f} MiB | {oh/1024:.1f} MiB | {ah/oh:.2f} x | |"]
+text = "\n".join(out) + "\n"
+print(text)
+open("bench/results/ssh.md", "a").write(text)
+PY
