@@ -15,6 +15,6 @@ start_standalone_agent() {
   local port=$1 dir
   dir=$(mktemp -d)
   printf 'pipeops:\n  api_url: ""\nagent:\n  port: %s\ntunnel:\n  enabled: false\nstate:\n  path: %s/state.json\n' "$port" "$dir" > "$dir/agent.yaml"
-  "$BIN/pipeops-agent" --config "$dir/agent.yaml" --log-level warning --log-format json 2>"$dir/agent.log" &
+  "$BIN/pipeops-agent" --config "$dir/agent.yaml" --log-level warning --log-format json >/dev/null 2>"$dir/agent.log" &
   echo $!
 }

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Builds and runs the libFuzzer targets in fuzz/ against the sans-I/O cores they test.
 #   scripts/fuzz.sh [seconds per target, default 60] [target ...]
-# Targets: HTTPParserFuzz WebSocketFrameFuzz. Binaries and corpora go to .build/fuzz/.
+# Targets: HTTPParserFuzz WebSocketFrameFuzz SSHPacketFuzz. Binaries and corpora go to .build/fuzz/.
 # A crash leaves its input in .build/fuzz/<target>/crash-* and fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(HTTPParserFuzz WebSocketFrameFuzz)
+[ ${#targets[@]} -eq 0 ] && targets=(HTTPParserFuzz WebSocketFrameFuzz SSHPacketFuzz)
 
 R=Sources/Reactor
 sources_for() {
   case "$1" in
     HTTPParserFuzz) echo "$R/IO/ByteBuffer.swift $R/HTTP/HTTPHeaders.swift $R/HTTP/HTTPParseError.swift $R/HTTP/HTTPParser.swift $R/HTTP/HTTPHeadLines.swift" ;;
     WebSocketFrameFuzz) echo "$R/IO/ByteBuffer.swift $R/WebSocket/WebSocketFrame.swift $R/WebSocket/WebSocketDecoder.swift" ;;
+    SSHPacketFuzz) echo "(built by fuzz/build-ssh-fuzz.sh: it needs the C shims)" ;;
     *) echo "unknown fuzz target $1" >&2; exit 2 ;;
   esac
 }
@@ -23,9 +24,12 @@ status=0
 for t in "${targets[@]}"; do
   out=.build/fuzz/$t
   mkdir -p "$out/corpus"
+  if [ "$t" = SSHPacketFuzz ]; then
+    fuzz/build-ssh-fuzz.sh >"$out/build.log" 2>&1 || { cat "$out/build.log" >&2; exit 1; }
+    cp .build/fuzz/ssh-packet-fuzz "$out/$t"
   # shellcheck disable=SC2046
   # The linker's "Cannot export local symbol __asan_*" chatter is noise; show the log only on failure.
-  if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name FuzzTarget \
+  elif ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name FuzzTarget \
       $(sources_for "$t") "fuzz/$t.swift" -o "$out/$t" >"$out/build.log" 2>&1; then
     grep -v "Cannot export local symbol" "$out/build.log" >&2
     exit 1

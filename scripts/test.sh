@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # `make test`: builds, then runs every test. Each test starts the peers it needs (sshd, openssl,
-# curl, wrk, python servers, the control-plane test double) on 127.0.0.1 and stops them.
+# curl, wrk, tinyproxy, python servers, the control-plane test double) on 127.0.0.1 and stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+logs=$(mktemp -d /tmp/pipeops-test.XXXXXX)
 echo "== build (debug, with tests) and the release agent"
 swift build --build-tests
 swift build -c release --static-swift-stdlib --product pipeops-agent
 export PIPEOPS_AGENT_BIN="$(swift build -c release --show-bin-path)/pipeops-agent"
 
 echo "== swift test (unit and interop)"
-swift test --skip-build 2>&1 | tee /tmp/pipeops-swift-test.log | grep -vE "^Test (Case|Suite) .*(started|passed)" || true
-status=${PIPESTATUS[0]}
-[ "$status" -eq 0 ] || { echo "swift test failed"; exit "$status"; }
+set +e
+swift test --skip-build > "$logs/swift.log" 2>&1
+swift_status=$?
+set -e
+grep -vE "^Test (Case|Suite) .*(started|passed)|^\[|Test run with 0 tests" "$logs/swift.log" | grep -vE "^\s*$" | tail -n 80
+[ "$swift_status" -eq 0 ] || { echo "swift test failed (full log: $logs/swift.log)"; exit "$swift_status"; }
 
 echo "== fuzz smoke"
 scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-5}"
 
 echo "== control-plane test double self-test"
-python3 Tests/Fixtures/controlplane/selftest.py
+python3 Tests/Fixtures/controlplane/selftest.py | tee "$logs/selftest.log" | tail -n 3
 
-echo "== end to end (agent binary against the control-plane test double)"
-python3 -m pytest -q Tests/e2e
+echo "== end to end (agent binary against the control-plane test double, sshd, tinyproxy)"
+python3 -m pytest -q -p no:cacheprovider Tests/e2e | tee "$logs/e2e.log"
+
+swift_n=$(grep -oE "Executed [0-9]+ tests?, with [0-9]+ failures" "$logs/swift.log" | tail -1 | awk '{print $2}')
+self_n=$(grep -oE "selftest: [0-9]+ passed" "$logs/selftest.log" | awk '{print $2}')
+e2e_n=$(grep -oE "[0-9]+ passed" "$logs/e2e.log" | tail -1 | awk '{print $1}')
+echo "make test: $((swift_n + self_n + e2e_n)) passed, 0 failed"
