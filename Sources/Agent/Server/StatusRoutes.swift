@@ -6,16 +6,18 @@ struct StatusRoutes {
     unowned let agent: Agent
 
     func install(on router: HTTPRouter) {
-        router.add("GET", "/health") { [agent] _, responder in
-            responder.sendJSON(200, json([
-                "status": "healthy", "version": AgentVersion.version, "timestamp": Timestamp.now(),
-            ], loop: agent.loop))
+        // Probes hit /health often; its body changes once a second (the timestamp), so it is
+        // built once a second.
+        let health = HealthBody()
+        router.add("GET", "/health") { _, responder in
+            responder.sendJSON(200, bytes: health.current())
         }
+        let version = Array(jsonText([
+            "version": AgentVersion.version, "git_commit": AgentVersion.gitCommit, "build_date": AgentVersion.buildDate,
+            "swift_version": AgentVersion.swiftVersion, "full_version": AgentVersion.full,
+        ]).utf8)
         router.add("GET", "/version") { _, responder in
-            responder.sendJSON(200, jsonText([
-                "version": AgentVersion.version, "git_commit": AgentVersion.gitCommit, "build_date": AgentVersion.buildDate,
-                "swift_version": AgentVersion.swiftVersion, "full_version": AgentVersion.full,
-            ]))
+            responder.sendJSON(200, bytes: version)
         }
         router.add("GET", "/ready") { [agent] _, responder in
             let checks = agent.readinessChecks()
@@ -29,8 +31,22 @@ struct StatusRoutes {
             responder.sendJSON(ready ? 200 : 503, body)
         }
     }
+}
 
-    private func json(_ fields: [String: String], loop: EventLoop) -> String { jsonText(fields) }
+/// `{"status":"healthy","timestamp":…,"version":…}`, rebuilt when the second changes.
+final class HealthBody {
+    private var second: UInt64 = 0
+    private var body: [UInt8] = []
+
+    func current() -> [UInt8] {
+        let now = Timestamp.nowNanoseconds() / 1_000_000_000
+        if now != second || body.isEmpty {
+            second = now
+            body = Array(jsonText(["status": "healthy", "version": AgentVersion.version,
+                                   "timestamp": Timestamp.rfc3339(nanoseconds: now * 1_000_000_000, fractionDigits: 0)]).utf8)
+        }
+        return body
+    }
 }
 
 /// A flat JSON object of strings, keys sorted.

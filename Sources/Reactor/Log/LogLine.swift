@@ -112,6 +112,8 @@ public enum Timestamp {
         return out + "Z"
     }
 
+    public static func nowNanoseconds() -> UInt64 { shim_realtime_ns() }
+
     public static func now(fractionDigits: Int = 0) -> String {
         rfc3339(nanoseconds: shim_realtime_ns(), fractionDigits: fractionDigits)
     }
@@ -121,6 +123,12 @@ public enum Timestamp {
 public enum JSONText {
     public static func appendQuoted(_ value: String, to out: inout String) {
         out += "\""
+        // Most values need no escaping: append them whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            out += value
+            out += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
