@@ -18,3 +18,6 @@ start_standalone_agent() {
   "$BIN/pipeops-agent" --config "$dir/agent.yaml" --log-level warning --log-format json >/dev/null 2>"$dir/agent.log" &
   echo $!
 }
+# Waits until something listens on 127.0.0.1:$1 without connecting to it (a probe connection
+# would reach the service behind a forward, and iperf3 takes it for a test).
+wait_listen() { for _ in $(seq 200); do ss -Hltn "sport = :$1" | grep -q . && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }

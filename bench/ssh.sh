@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 source bench/common.sh
 DURATION=${BENCH_SECONDS:-5}
 dir=$(mktemp -d)
+chmod 755 "$dir"   # sshd reads authorized_keys as the test user
 sh Tests/Fixtures/ssh/make-test-user.sh sshtest sshtest-password
 ssh-keygen -q -t ed25519 -N '' -f "$dir/host_ed25519"
 ssh-keygen -q -t ed25519 -N '' -f "$dir/client_ed25519"
@@ -34,10 +35,10 @@ wait_port "$SP"; wait_port "$IP"
 # One client at a time: measure iperf3 through its forward, both directions.
 measure() {   # $1 = client pid, $2 = remote port; prints "up_Bps down_Bps cpu_s_per_GiB hwm_kib"
   local pid=$1 port=$2 c0 c1 up down bytes
-  wait_port "$port"
+  wait_listen "$port"
   c0=$(cpu_seconds "$pid")
-  up=$(iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -J | python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]; print(e["sum_received"]["bits_per_second"]/8, e["sum_received"]["bytes"])')
-  down=$(iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -R -J | python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]; print(e["sum_received"]["bits_per_second"]/8, e["sum_received"]["bytes"])')
+  up=$(iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -J | python3 bench/iperf_sum.py)
+  down=$(iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -R -J | python3 bench/iperf_sum.py)
   c1=$(cpu_seconds "$pid")
   python3 -c "import sys; u,ub,d,db,c=map(float,sys.argv[1:]); print(u, d, c/((ub+db)/2**30))" $up $down "$(python3 -c "print($c1-$c0)")"
   hwm_kib "$pid"
