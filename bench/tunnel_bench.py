@@ -21,7 +21,9 @@ def iperf(port, streams=1, reverse=False):
     args = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(SECONDS), "-P", str(streams), "-J"]
     if reverse:
         args.append("-R")
-    out = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+    out = json.loads(subprocess.run(args, capture_output=True, text=True).stdout)
+    if "error" in out:
+        raise SystemExit(f"iperf3 to port {port} ({streams} streams{', reverse' if reverse else ''}): {out['error']}")
     return out["end"]["sum_received"]["bits_per_second"] / 8
 
 

@@ -120,6 +120,26 @@ final class SSHForwardingTests: XCTestCase {
         conn.close()
     }
 
+    /// Many channels sending at once keep the TCP write queue above its high-water mark, so
+    /// writability flips in the middle of our writes (this once sent packets twice: MAC errors).
+    func testSixteenBusyChannelsAtOnce() throws {
+        let sshd = try SSHDPeer()
+        defer { sshd.stop() }
+        let loop = try EventLoop()
+        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: passwordConfig())
+        defer { echo.close() }
+        guard port > 0 else { return }
+        // Tiny water marks on the SSH connection's socket: writability changes all the time.
+        let tcp = try XCTUnwrap(conn.stream as? TCPConnection)
+        tcp.highWaterMark = 8 * 1024
+        tcp.lowWaterMark = 2 * 1024
+        var small: Int32 = 16 * 1024   // and a small socket buffer, so writes are only partly taken
+        setsockopt(tcp.fd, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        _ = try transfer(loop: loop, port: port, clients: 16, bytes: 2 << 20, timeout: 120)
+        XCTAssertFalse(d.disconnected, "\(String(describing: d.error))\n\(sshd.log.suffix(500))")
+        conn.close()
+    }
+
     func testServerRekeyMidTransfer() throws {
         let sshd = try SSHDPeer(extraConfig: "RekeyLimit 1M")
         defer { sshd.stop() }

@@ -40,6 +40,9 @@ public final class SSHConnection: ByteStreamDelegate, SSHSessionOwner {
 
     let session: SSHSession
     private var receiving = false
+    private var flushing = false
+    /// The bytes being handed to the stream; swapped with the transport's output buffer.
+    private var outgoing: [UInt8] = []
     private var handshakeTimer: LoopTimer?
     private var rekeyTimer: LoopTimer?
 
@@ -144,11 +147,20 @@ public final class SSHConnection: ByteStreamDelegate, SSHSessionOwner {
         flush()
     }
 
+    /// Hands the transport's output to the stream. `stream.write` can call back into us
+    /// (writability changes, and from there channels sending more): those nested calls must not
+    /// write again, or bytes still being handed over would go out twice. So only the outermost
+    /// call writes, taking the output out first and looping until nothing new was produced.
     private func flush() {
-        guard state != .closed, !session.transport.output.isEmpty else { return }
-        session.transport.output.withUnsafeBytes { stream.write($0) }
-        session.transport.output.removeAll(keepingCapacity: true)
-        if !stream.isWritable { session.linkWritable = false }
+        guard !flushing else { return }
+        flushing = true
+        defer { flushing = false }
+        while state != .closed && !session.transport.output.isEmpty {
+            swap(&outgoing, &session.transport.output)
+            outgoing.withUnsafeBytes { stream.write($0) }
+            outgoing.removeAll(keepingCapacity: true)
+        }
+        if state != .closed && !stream.isWritable { session.linkWritable = false }
     }
 
     private func fail(_ error: Error) {
