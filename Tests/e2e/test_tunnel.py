@@ -84,13 +84,28 @@ def test_required_tunnel_carries_http_to_the_forward_and_to_the_agent(cp, hello,
     assert cp.violations() == []
 
 
-def test_fifty_mebibytes_each_way_and_two_hundred_concurrent_connections(cp, echo, agents):
+def test_fifty_mebibytes_each_way_sixteen_busy_and_two_hundred_concurrent_connections(cp, echo, agents):
     agent = agents(cp.api_url, {"kubernetes-api": f"127.0.0.1:{echo.port}"})
     port = free_port()
     up_tunnel(cp, agent, {"kubernetes-api": port})
     data = pattern(50 << 20, seed=1)
     back = echo_roundtrip(port, data)
     assert len(back) == len(data) and back == data
+
+    # 16 busy connections at once: the agent's writes pile up (this once sent SSH packets twice,
+    # and WebSocket messages over the server's 1 MiB limit).
+    busy = {}
+
+    def big(i):
+        payload = pattern(4 << 20, seed=50 + i)
+        busy[i] = echo_roundtrip(port, payload, timeout=120) == payload
+
+    threads = [threading.Thread(target=big, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    assert len(busy) == 16 and all(busy.values()), f"{sum(busy.values())} of 16 correct"
 
     results = {}
 

@@ -1,6 +1,6 @@
-/// A WebSocket seen as a byte stream (how chisel carries SSH): each `write` goes out as one
-/// binary message; every received message, binary or text, is handed on as bytes. Message
-/// boundaries mean nothing. A close frame from the peer reads as end-of-stream.
+/// A WebSocket seen as a byte stream (how chisel carries SSH): writes go out as binary messages
+/// of at most `maxMessageBytes` each; every received message, binary or text, is handed on as
+/// bytes. Message boundaries mean nothing. A close frame from the peer reads as end-of-stream.
 public final class WebSocketStream: ByteStream {
     public let connection: WebSocketConnection
     public weak var delegate: ByteStreamDelegate?
@@ -38,9 +38,18 @@ public final class WebSocketStream: ByteStream {
         }
     }
 
+    /// Large writes are cut up so that no peer has to buffer a huge message (servers often limit
+    /// message size; chisel's own server sends messages of about 28 KB).
+    public var maxMessageBytes = 64 * 1024
+
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard !closed, bytes.count > 0 else { return }
-        connection.sendBinary(bytes)
+        var offset = 0
+        while offset < bytes.count && !closed {
+            let n = min(maxMessageBytes, bytes.count - offset)
+            connection.sendBinary(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
+            offset += n
+        }
     }
 
     /// Starts the close handshake (a WebSocket has no half-close).
