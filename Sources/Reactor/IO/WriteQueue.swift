@@ -19,7 +19,7 @@ public final class Chunk {
 /// Free chunks kept for reuse, bounded so an idle loop gives memory back.
 public final class ChunkPool {
     private var free: [Chunk] = []
-    public var limit = 256
+    public var limit = 32   // 2 MiB kept for reuse; beyond that, bursts give their memory back
 
     func take() -> Chunk {
         if let c = free.popLast() { c.start = 0; c.end = 0; return c }
