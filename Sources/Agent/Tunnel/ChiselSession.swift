@@ -6,7 +6,7 @@ import Reactor
 /// auth, the `config` request with every remote, then `chisel` channels dialled to the
 /// configured local addresses only and piped with backpressure. Keepalive pings every 25 s with
 /// a 15 s reply deadline. Any failure ends the session; the manager decides on the retry.
-final class ChiselSession: TunnelSession, SSHConnectionDelegate {
+final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
     static let keepaliveInterval: TimeAmount = .seconds(25)
     static let keepaliveDeadline: TimeAmount = .seconds(15)
     static let dialTimeout: TimeAmount = .seconds(10)
@@ -14,11 +14,9 @@ final class ChiselSession: TunnelSession, SSHConnectionDelegate {
 
     unowned let loop: EventLoop
     let desired: DesiredTunnel
-    weak var manager: TunnelManager?
     let connector: HTTPConnector
     let proxies: HTTPProxySettings
     let resolver: Resolver
-    let logger: Logger
     /// Chisel target string (`host:port`) -> forward, for the forwards we were allocated.
     let targets: [String: DesiredTunnel.Forward]
     let remotes: [(ChiselRemote, DesiredTunnel.Forward)]
@@ -26,9 +24,7 @@ final class ChiselSession: TunnelSession, SSHConnectionDelegate {
     private var dialer: StreamDialer?
     private var webSocket: WebSocketStream?
     private var ssh: SSHConnection?
-    private var ended = false
-    private var keepaliveTimer: LoopTimer?
-    private var pingDeadline: LoopTimer?
+    private var keepalive: SSHKeepalive?
     private var startedAt = Deadline.now()
     private var bridges: [ObjectIdentifier: (bridge: StreamBridge, forward: String)] = [:]
     private var nextConnectionID = 0
@@ -39,11 +35,9 @@ final class ChiselSession: TunnelSession, SSHConnectionDelegate {
          proxies: HTTPProxySettings, resolver: Resolver, logger: Logger) throws(TunnelConfigError) {
         self.loop = loop
         self.desired = desired
-        self.manager = manager
         self.connector = connector
         self.proxies = proxies
         self.resolver = resolver
-        self.logger = logger
         var remotes: [(ChiselRemote, DesiredTunnel.Forward)] = []
         var targets: [String: DesiredTunnel.Forward] = [:]
         for f in desired.forwards {
@@ -57,13 +51,14 @@ final class ChiselSession: TunnelSession, SSHConnectionDelegate {
         }
         self.remotes = remotes
         self.targets = targets
+        super.init(manager: manager, logger: logger)
     }
 
     var configJSON: String { chiselConfigJSON(version: AgentVersion.version, remotes: remotes.map(\.0)) }
 
     // MARK: Connecting
 
-    func start() {
+    override func start() {
         startedAt = loop.now
         let e = desired.endpoint
         logger.info("connecting tunnel", metadata: ["server": "\(e)", "remotes": "\(remotes.map { $0.0.display }.joined(separator: ","))"])
@@ -131,7 +126,16 @@ final class ChiselSession: TunnelSession, SSHConnectionDelegate {
             self.logger.info("tunnel connected", metadata: ["server": "\(self.desired.endpoint)", "latency_ms": "\(latency.milliseconds)",
                                                             "remotes": "\(self.remotes.map { $0.0.display }.joined(separator: ","))"])
             self.manager?.sessionDidConnect(self)
-            self.scheduleKeepalive()
+            // chisel's keepalive: `ping` every 25 s; an empty reply or `pong` is fine.
+            let k = SSHKeepalive(loop: self.loop, connection: connection, request: "ping",
+                                 interval: Self.keepaliveInterval, deadline: Self.keepaliveDeadline,
+                                 check: { reply in
+                                     reply.data.isEmpty || reply.data == Array("pong".utf8) ? nil
+                                         : "unexpected ping reply \(String(decoding: reply.data.prefix(64), as: UTF8.self))"
+                                 },
+                                 onDead: { [weak self] why in self?.end(why) })
+            self.keepalive = k
+            k.start()
         }
     }
 
@@ -208,49 +212,10 @@ final class ChiselSession: TunnelSession, SSHConnectionDelegate {
         return out
     }
 
-    // MARK: Keepalive
-
-    private func scheduleKeepalive() {
-        keepaliveTimer = loop.schedule(in: Self.keepaliveInterval) { [weak self] in self?.sendPing() }
-    }
-
-    private func sendPing() {
-        guard !ended, let ssh else { return }
-        pingDeadline = loop.schedule(in: Self.keepaliveDeadline) { [weak self] in
-            self?.end("keepalive: no answer to ping within \(Self.keepaliveDeadline)")
-        }
-        ssh.sendGlobalRequest("ping", wantReply: true) { [weak self] reply in
-            guard let self, !self.ended else { return }
-            self.pingDeadline?.cancel()
-            self.pingDeadline = nil
-            if !reply.data.isEmpty && reply.data != Array("pong".utf8) {
-                self.end("keepalive: unexpected ping reply \(String(decoding: reply.data.prefix(64), as: UTF8.self))")
-                return
-            }
-            self.scheduleKeepalive()
-        }
-    }
-
     // MARK: Ending
 
-    /// Closes on the manager's request: no callback.
-    func close(reason: String) {
-        guard !ended else { return }
-        logger.info("closing tunnel", metadata: ["reason": "\(reason)"])
-        ended = true
-        teardown()
-    }
-
-    private func end(_ reason: String) {
-        guard !ended else { return }
-        ended = true
-        teardown()
-        manager?.sessionDidEnd(self, error: reason)
-    }
-
-    private func teardown() {
-        keepaliveTimer?.cancel()
-        pingDeadline?.cancel()
+    override func teardown() {
+        keepalive?.stop()
         dialer?.cancel()
         dialer = nil
         let s = ssh

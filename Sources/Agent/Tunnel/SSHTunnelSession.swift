@@ -5,31 +5,27 @@ import Reactor
 /// addresses, connects, authenticates (password or an ed25519 identity file), asks
 /// `tcpip-forward` for each forward and bridges `forwarded-tcpip` channels to the local
 /// addresses with the same StreamBridge the chisel mode uses. The manager reconnects on drops.
-final class SSHTunnelSession: TunnelSession, SSHConnectionDelegate {
+final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
     unowned let loop: EventLoop
     let desired: DesiredTunnel
-    weak var manager: TunnelManager?
     let resolver: Resolver
     let privateKey: SSHEd25519PrivateKey?
-    let logger: Logger
 
     private var ssh: SSHConnection?
     private var forwarder: SSHReverseForwarder?
-    private var ended = false
     private var resolved: [SSHForward] = []
-    private var keepaliveTimer: LoopTimer?
+    private var keepalive: SSHKeepalive?
 
     init(loop: EventLoop, desired: DesiredTunnel, manager: TunnelManager, resolver: Resolver,
          privateKey: SSHEd25519PrivateKey?, logger: Logger) {
         self.loop = loop
         self.desired = desired
-        self.manager = manager
         self.resolver = resolver
         self.privateKey = privateKey
-        self.logger = logger
+        super.init(manager: manager, logger: logger)
     }
 
-    func start() {
+    override func start() {
         resolveForwards(desired.forwards[...])
     }
 
@@ -91,7 +87,12 @@ final class SSHTunnelSession: TunnelSession, SSHConnectionDelegate {
             }
             self.logger.info("tunnel connected", metadata: ["server": "\(self.desired.endpoint.host):\(self.desired.endpoint.port)", "mode": "ssh"])
             self.manager?.sessionDidConnect(self)
-            self.scheduleKeepalive()
+            // OpenSSH answers keepalive@openssh.com (with failure, which is fine): a reply means alive.
+            let k = SSHKeepalive(loop: self.loop, connection: connection, request: "keepalive@openssh.com",
+                                 interval: ChiselSession.keepaliveInterval, deadline: ChiselSession.keepaliveDeadline,
+                                 onDead: { [weak self] why in self?.end(why) })
+            self.keepalive = k
+            k.start()
         }
     }
 
@@ -106,36 +107,8 @@ final class SSHTunnelSession: TunnelSession, SSHConnectionDelegate {
         end(error.map { "SSH tunnel ended: \($0)" } ?? "SSH tunnel closed")
     }
 
-    /// OpenSSH answers `keepalive@openssh.com` (with failure, which is fine): a reply means alive.
-    private func scheduleKeepalive() {
-        keepaliveTimer = loop.schedule(in: ChiselSession.keepaliveInterval) { [weak self] in
-            guard let self, !self.ended, let ssh = self.ssh else { return }
-            let deadline = self.loop.schedule(in: ChiselSession.keepaliveDeadline) { [weak self] in
-                self?.end("keepalive: no answer within \(ChiselSession.keepaliveDeadline)")
-            }
-            ssh.sendGlobalRequest("keepalive@openssh.com", wantReply: true) { [weak self] _ in
-                deadline.cancel()
-                self?.scheduleKeepalive()
-            }
-        }
-    }
-
-    func close(reason: String) {
-        guard !ended else { return }
-        ended = true
-        logger.info("closing SSH tunnel", metadata: ["reason": "\(reason)"])
-        teardown()
-    }
-
-    private func end(_ reason: String) {
-        guard !ended else { return }
-        ended = true
-        teardown()
-        manager?.sessionDidEnd(self, error: reason)
-    }
-
-    private func teardown() {
-        keepaliveTimer?.cancel()
+    override func teardown() {
+        keepalive?.stop()
         forwarder?.stop()
         let s = ssh
         ssh = nil
