@@ -45,6 +45,18 @@ def free_port() -> int:
     return port
 
 
+def terminate(proc: subprocess.Popen) -> int:
+    """SIGTERM, then SIGKILL after 10 s; returns the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def wait_for(pred: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
     """Polls `pred` until it returns something truthy; fails with `what` after `timeout`."""
     end = time.monotonic() + timeout
@@ -114,12 +126,7 @@ class ControlPlane:
         return self.get("/_test/violations")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        terminate(self.proc)
         self.log.close()
 
 
@@ -207,15 +214,9 @@ tunnel:
         return self.proc.poll() is None
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = terminate(self.proc)
         self.reader.join(5)
-        return self.proc.returncode
+        return code
 
 
 class HelloServer:
