@@ -237,3 +237,22 @@ def test_a_channel_to_an_unconfigured_target_is_refused(cp, hello, agents):
     agent.wait_log(lambda l: l.get("msg") == "refused a tunnel channel to an unconfigured target" and l.get("target") == "127.0.0.1:22")
     ok = cp.post("/_test/tunnel/probe-channel", {"target": f"127.0.0.1:{hello.port}"})
     assert ok["accepted"] is True
+
+
+def test_inactivity_closes_the_tunnel_and_the_next_poll_reopens_it(cp, hello, agents):
+    # Only tunnel bytes count: the agent's own /health, asked directly, does not keep it open.
+    agent = agents(cp.api_url, {"kubernetes-api": f"127.0.0.1:{hello.port}"},
+                   extra_yaml="", name="idle-agent")
+    agent.stop()
+    text = open(agent.config_path).read().replace("tunnel:\n  enabled: true\n", "tunnel:\n  enabled: true\n  inactivity_timeout: 2s\n")
+    open(agent.config_path, "w").write(text)
+    agent = agents.restart(agent)
+    port = free_port()
+    up_tunnel(cp, agent, {"kubernetes-api": port})
+    for _ in range(5):
+        assert agent.get("/health").status_code == 200
+    closed = agent.wait_log(lambda l: l.get("msg", "").startswith("no tunnel traffic for 2s"), what="inactivity close")
+    reopened = agent.wait_log(lambda l: l.get("msg") == "tunnel connected" and l["time"] > closed["time"], what="reopened by the poll")
+    assert reopened
+    r = wait_for(lambda: __import__("requests").get(f"http://127.0.0.1:{port}/", timeout=5), what="GET after reopening")
+    assert r.text == "hello from behind the tunnel"
