@@ -25,6 +25,8 @@ bench: release
 	scripts/bench.sh
 
 # The agent under strace with debug logs: strace lines and log lines read side by side.
+# Standalone unless ARGS says otherwise (e.g. ARGS="--config ~/.pipeops-agent.yaml").
+ARGS ?= --set pipeops.api_url= --set tunnel.enabled=false
 strace: release
 	strace -f -tt -e trace=!futex $(BIN_DIR)/pipeops-agent --log-level debug $(ARGS)
 

@@ -4,14 +4,9 @@
 # to bench/results/reactor.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$(swift build -c release --show-bin-path)
+source bench/common.sh
 [ -x "$BIN/reactor-bench" ] || swift build -c release --static-swift-stdlib --product reactor-bench
 SECONDS_PER_RUN=${BENCH_SECONDS:-4}
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # 1. iperf3, one stream, one direction.
 P=$(free_port)
@@ -42,8 +37,8 @@ sleep 0.5
 after=$(rss_kib "$SERVER_PID")
 kill "$HOLDER_PID" 2>/dev/null || true
 
-# 4. An idle agent process.
-"$BIN/pipeops-agent" --log-level warning >/dev/null 2>&1 & agent=$!
+# 4. An idle agent process (standalone: no control plane, no tunnel).
+agent=$(start_standalone_agent "$(free_port)")
 pids+=($agent)
 sleep 1
 idle_kib=$(rss_kib "$agent")
