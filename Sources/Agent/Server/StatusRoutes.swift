@@ -23,9 +23,8 @@ struct StatusRoutes {
             let checks = agent.readinessChecks()
             let ready = checks.allSatisfy { $0.value.ok }
             var body = "{\"status\":\(JSONText.quoted(ready ? "ready" : "not ready")),\"checks\":{"
-            body += checks.keys.sorted().map { name in
-                let c = checks[name]!
-                return "\(JSONText.quoted(name)):{\"ok\":\(c.ok),\"detail\":\(JSONText.quoted(c.detail))}"
+            body += checks.sorted { $0.key < $1.key }.map { name, c in
+                "\(JSONText.quoted(name)):{\"ok\":\(c.ok),\"detail\":\(JSONText.quoted(c.detail))}"
             }.joined(separator: ",")
             body += "}}"
             responder.sendJSON(ready ? 200 : 503, body)
@@ -51,7 +50,7 @@ final class HealthBody {
 
 /// A flat JSON object of strings, keys sorted.
 func jsonText(_ fields: [String: String]) -> String {
-    "{" + fields.keys.sorted().map { "\(JSONText.quoted($0)):\(JSONText.quoted(fields[$0]!))" }.joined(separator: ",") + "}"
+    "{" + fields.sorted { $0.key < $1.key }.map { "\(JSONText.quoted($0.key)):\(JSONText.quoted($0.value))" }.joined(separator: ",") + "}"
 }
 
 struct ReadinessCheck {
