@@ -7,6 +7,10 @@ protocol SSHChannelHost: AnyObject {
     func channelSend(_ build: (inout [UInt8]) -> Void)
     /// Both sides have sent CLOSE: the channel number can be reused.
     func channelDidFinish(_ channel: SSHChannel)
+    /// True while a batch of input is being decoded: data is then collected and handed on once
+    /// per batch (`deliverBatch`), so the consumer writes it with one system call, not one per packet.
+    var collectsChannelData: Bool { get }
+    func channelHasCollectedData(_ channel: SSHChannel)
 }
 
 /// One SSH channel (RFC 4254 section 5) seen as a `ByteStream`. Flow control: we grant the
@@ -119,6 +123,11 @@ public final class SSHChannel: ByteStream {
             pendingIn.append(bytes)
             return
         }
+        if let host, host.collectsChannelData {
+            pendingIn.append(bytes)
+            host.channelHasCollectedData(self)
+            return
+        }
         consumed += UInt32(bytes.count)
         delivering = true
         delegate?.stream(self, didRead: bytes)
@@ -194,12 +203,19 @@ public final class SSHChannel: ByteStream {
         return offset
     }
 
+    /// Hands over what was collected during a batch of input, then tops up the window.
+    func deliverBatch() {
+        guard !paused else { return }
+        deliverPending()
+        if !paused { maybeAdjustWindow() }
+    }
+
     private func deliverPending() {
         guard !delivering else { return }
         delivering = true
         defer { delivering = false }
         while !paused && !pendingIn.isEmpty && !notifiedClose {
-            let n = min(pendingIn.readableBytes, 64 * 1024)
+            let n = min(pendingIn.readableBytes, 256 * 1024)
             pendingIn.withReadableBytes { raw in
                 delegate?.stream(self, didRead: UnsafeRawBufferPointer(rebasing: raw[0..<n]))
             }
@@ -215,7 +231,9 @@ public final class SSHChannel: ByteStream {
     }
 
     private func maybeAdjustWindow() {
-        guard !paused, !receivedEOF, !sentClose, consumed >= initialWindow / 2 else { return }
+        // Top the window up once three packets' worth is consumed (as OpenSSH does), so the
+        // sender never waits on an adjust while the consumer keeps up.
+        guard !paused, !receivedEOF, !sentClose, consumed >= min(initialWindow / 2, 3 * maxPacketIn) else { return }
         let grant = consumed
         consumed = 0
         localWindow += grant

@@ -101,8 +101,25 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
 
     func start() throws { try transport.start() }
     func receive(_ bytes: UnsafeRawBufferPointer) throws {
+        collectsChannelData = true
+        defer { deliverCollected() }
         try transport.receive(bytes)
         if transport.canSendNow { flushChannels() }
+    }
+
+    // Channel data that arrives in one read is collected and handed on once per channel.
+    private(set) var collectsChannelData = false
+    private var channelsWithCollectedData: [SSHChannel] = []
+
+    func channelHasCollectedData(_ channel: SSHChannel) {
+        if !channelsWithCollectedData.contains(where: { $0 === channel }) { channelsWithCollectedData.append(channel) }
+    }
+
+    private func deliverCollected() {
+        collectsChannelData = false
+        let channels = channelsWithCollectedData
+        channelsWithCollectedData.removeAll(keepingCapacity: true)
+        for c in channels { c.deliverBatch() }
     }
 
     // MARK: Transport delegate
