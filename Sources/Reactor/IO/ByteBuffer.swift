@@ -21,6 +21,11 @@ public struct ByteBuffer: Sendable, Equatable {
 
     // MARK: Writing
 
+    /// Makes room for `count` more bytes at once, sparing the copies of step-by-step growth.
+    public mutating func reserveCapacity(_ count: Int) {
+        storage.reserveCapacity(storage.count + count)
+    }
+
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         storage.append(contentsOf: bytes)
     }

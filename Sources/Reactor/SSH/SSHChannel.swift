@@ -10,6 +10,8 @@ protocol SSHChannelHost: AnyObject {
     /// True while a batch of input is being decoded: data is then collected and handed on once
     /// per batch (`deliverBatch`), so the consumer writes it with one system call, not one per packet.
     var collectsChannelData: Bool { get }
+    /// At most how much channel data the current batch can hold (the size of the read).
+    var collectedBytesHint: Int { get }
     func channelHasCollectedData(_ channel: SSHChannel)
 }
 
@@ -124,6 +126,8 @@ public final class SSHChannel: ByteStream {
             return
         }
         if let host, host.collectsChannelData {
+            // Room for the whole batch up front: growing by doubling would copy it again and again.
+            if pendingIn.isEmpty { pendingIn.reserveCapacity(host.collectedBytesHint) }
             pendingIn.append(bytes)
             host.channelHasCollectedData(self)
             return

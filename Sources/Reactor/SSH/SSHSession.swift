@@ -102,6 +102,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
     func start() throws { try transport.start() }
     func receive(_ bytes: UnsafeRawBufferPointer) throws {
         collectsChannelData = true
+        collectedBytesHint = min(bytes.count, 1 << 20)
         defer { deliverCollected() }
         try transport.receive(bytes)
         if transport.canSendNow { flushChannels() }
@@ -109,6 +110,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
 
     // Channel data that arrives in one read is collected and handed on once per channel.
     private(set) var collectsChannelData = false
+    private(set) var collectedBytesHint = 0
     private var channelsWithCollectedData: [SSHChannel] = []
 
     func channelHasCollectedData(_ channel: SSHChannel) {
