@@ -206,13 +206,15 @@ public final class Agent {
 }
 
 /// Stands in for a session that could not even be built (bad forward address): it fails at once.
-final class FailedSession: TunnelSession {
-    weak var manager: TunnelManager?
+final class FailedSession: TunnelSessionBase {
     unowned let loop: EventLoop
     let error: String
-    init(manager: TunnelManager, loop: EventLoop, error: String) { self.manager = manager; self.loop = loop; self.error = error }
-    func start() { loop.deferred { [weak self] in if let self { self.manager?.sessionDidEnd(self, error: self.error) } } }
-    func close(reason: String) {}
+    init(manager: TunnelManager, loop: EventLoop, error: String) {
+        self.loop = loop
+        self.error = error
+        super.init(manager: manager, logger: manager.logger)
+    }
+    override func start() { loop.deferred { [weak self] in if let self { self.end(self.error) } } }
 }
 
 func signalName(_ signo: Int32) -> String {
