@@ -1,7 +1,7 @@
 /// A growable byte buffer with a read cursor: append at the end, consume from the front.
 /// Protocol cores use it to collect input until a whole frame or packet has arrived.
-/// Consumed space is reclaimed lazily (when everything is read, or the dead prefix is large),
-/// so reading a stream costs amortised O(1) per byte.
+/// Consumed space is reclaimed lazily (when everything is read, or when an append would
+/// otherwise have to grow the storage), so reading a stream costs amortised O(1) per byte.
 public struct ByteBuffer: Sendable, Equatable {
     public private(set) var storage: [UInt8]
     public private(set) var readerIndex: Int = 0
@@ -27,19 +27,31 @@ public struct ByteBuffer: Sendable, Equatable {
     }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        makeRoom(for: bytes.count)
         storage.append(contentsOf: bytes)
+    }
+
+    /// Reclaims the consumed prefix only when the bytes would not fit otherwise: the move is
+    /// then of the unread tail, which saves a reallocation, instead of happening on every read.
+    private mutating func makeRoom(for count: Int) {
+        if readerIndex > 0 && storage.count + count > storage.capacity {
+            storage.removeFirst(readerIndex)
+            readerIndex = 0
+        }
     }
     public mutating func append<C: Collection>(contentsOf bytes: C) where C.Element == UInt8 {
+        makeRoom(for: bytes.count)
         storage.append(contentsOf: bytes)
     }
-    public mutating func append(_ byte: UInt8) { storage.append(byte) }
-    public mutating func append(string: String) { storage.append(contentsOf: string.utf8) }
+    public mutating func append(_ byte: UInt8) { makeRoom(for: 1); storage.append(byte) }
+    public mutating func append(string: String) { append(contentsOf: string.utf8) }
     public mutating func appendInteger<T: FixedWidthInteger>(_ value: T) {
-        withUnsafeBytes(of: value.bigEndian) { storage.append(contentsOf: $0) }
+        withUnsafeBytes(of: value.bigEndian) { append($0) }
     }
 
     /// Appends `count` bytes written in place by `body` (which returns how many it wrote).
     public mutating func appendInPlace(upTo count: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows {
+        makeRoom(for: count)
         let start = storage.count
         storage.append(contentsOf: repeatElement(0, count: count))
         let written = try storage.withUnsafeMutableBytes { raw in
@@ -95,9 +107,6 @@ public struct ByteBuffer: Sendable, Equatable {
         readerIndex += count
         if readerIndex == storage.count {
             storage.removeAll(keepingCapacity: true)
-            readerIndex = 0
-        } else if readerIndex >= 64 * 1024 && readerIndex * 2 >= storage.count {
-            storage.removeFirst(readerIndex)
             readerIndex = 0
         }
     }
