@@ -58,6 +58,11 @@ def connects_per_second(port, n=300):
     return n / (time.perf_counter() - t)
 
 
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"):
@@ -79,6 +84,7 @@ def main():
         time.sleep(0.5)
         rows = []
         mem_rows = []
+        cpu_rows = []
         # Memory first, before any bulk transfer has grown the buffers.
         idle = rss_kib(agent.proc.pid)
         held = []
@@ -95,7 +101,12 @@ def main():
         mem_rows.append(("agent RSS with 1,000 open tunnelled connections", f"{busy/1024:.1f} MiB", "", f"{(busy-idle)/1000:.1f} KiB per connection"))
         for streams in (1, 16):
             for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
+                a0, s0, w0 = cpu_seconds(agent.proc.pid), cpu_seconds(cp.proc.pid), time.monotonic()
                 t = iperf(r_iperf, streams, rev)
+                wall = time.monotonic() - w0
+                cpu_rows.append((f"CPU, {streams} stream{'s' if streams > 1 else ''} {label}",
+                                 f"agent {100 * (cpu_seconds(agent.proc.pid) - a0) / wall:.0f}%",
+                                 f"test server {100 * (cpu_seconds(cp.proc.pid) - s0) / wall:.0f}%", "of one core"))
                 d = iperf(ip, streams, rev)
                 rows.append((f"throughput, {streams} stream{'s' if streams > 1 else ''}, {label}", f"{t/1e6:.0f} MB/s", f"{d/1e6:.0f} MB/s", f"{t/d:.3f} x"))
         tp50, tp99 = pingpong(r_echo)
@@ -106,9 +117,9 @@ def main():
         dc = connects_per_second(echo.port)
         rows.append(("connections opened per second (with a 1-byte echo)", f"{tc:.0f}", f"{dc:.0f}", f"{tc/dc:.2f} x"))
         machine = subprocess.run(["bash", "-c", "source bench/common.sh >/dev/null 2>&1; machine_line"], capture_output=True, text=True).stdout.strip()
-        out = [f"\n## Tunnel (agent -> Python chisel-v3 test server): {machine}\n",
+        out = [f"\n## Tunnel (agent -> Python chisel-v3 test server, the bottleneck: see the CPU rows): {machine}\n",
                "| measure | through the tunnel | direct loopback | ratio |", "|---|---|---|---|"]
-        out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows + mem_rows]
+        out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows + cpu_rows + mem_rows]
         text = "\n".join(out) + "\n"
         print(text)
         with open("bench/results/tunnel.md", "a") as f:
