@@ -57,6 +57,46 @@ final class ExecutableTests: XCTestCase {
         XCTAssertTrue(text.hasPrefix("pipeops-agent "), text)
     }
 
+    func testConfigPrintMergesLayersAndMasksSecrets() throws {
+        let dir = NSTemporaryDirectory() + "agent-config-print-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "agent:\n  cluster_name: \"from-file\"\n  port: 9000\npipeops:\n  token: \"file-secret-token\"\n".write(toFile: dir + "/agent.yaml", atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["config", "print", "--config", dir + "/agent.yaml", "--port", "9100"]
+        var env = ProcessInfo.processInfo.environment
+        env["PIPEOPS_CLUSTER_NAME"] = "from-env"
+        env["PIPEOPS_TOKEN"] = "env-secret-token"
+        process.environment = env
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("cluster_name: from-env") || text.contains("cluster_name: \"from-env\""), text)   // env over file
+        XCTAssertTrue(text.contains("port: 9100"), text)                                                           // flag over file
+        XCTAssertFalse(text.contains("secret-token"), "a secret was printed:\n\(text)")
+        XCTAssertTrue(text.contains("***"), text)
+    }
+
+    func testConfigErrorNamesTheKeyAndTheLine() throws {
+        let dir = NSTemporaryDirectory() + "agent-config-error-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "agent:\n  port: 8080\ntunnel:\n  poll_interval: soon\n".write(toFile: dir + "/agent.yaml", atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["config", "print", "--config", dir + "/agent.yaml"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 2)
+        XCTAssertTrue(text.contains("agent.yaml:4: tunnel.poll_interval"), text)
+    }
+
     func testBadLogLevelIsAClearError() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
