@@ -9,8 +9,6 @@ public final class Agent {
     let environment: [String: String]
     let logger: Logger
     let stateStore: StateStore
-    let startedAt = Deadline.now()
-    let startedAtWall = Timestamp.now()
     public private(set) var state: AgentState
 
     let resolver: Resolver
@@ -94,7 +92,7 @@ public final class Agent {
             let (host, port) = server.contains(":") ? try SocketAddress.splitHostPort(server) : (server, 22)
             endpoint = TunnelEndpoint(useTLS: false, host: host, port: port, path: "")
             if let file = ssh.identityFile, !file.isEmpty {
-                guard let text = readSmallFile(file) else { throw TunnelConfigError("tunnel.ssh.identity_file \(file) cannot be read") }
+                guard let text = readTextFile(file) else { throw TunnelConfigError("tunnel.ssh.identity_file \(file) cannot be read") }
                 do { key = try SSHEd25519PrivateKey(openSSHText: text) } catch {
                     throw TunnelConfigError("tunnel.ssh.identity_file \(file): \(error)")
                 }
@@ -136,11 +134,9 @@ public final class Agent {
 
     func tunnelReport() -> ControlPlaneClient.TunnelReport {
         guard let t = tunnel else { return .init(status: "disconnected") }
-        let forwards = t.stats.keys.sorted().compactMap { name -> (String, Int, Int, UInt64, UInt64)? in
-            guard let s = t.stats[name], s.remotePort > 0 else { return nil }
-            return (name, s.remotePort, s.activeConnections, s.bytesIn, s.bytesOut)
-        }
-        return .init(status: t.heartbeatStatus, forwards: forwards.map { (name: $0.0, remotePort: $0.1, active: $0.2, bytesIn: $0.3, bytesOut: $0.4) })
+        // Only forwards with an allocated port are reported.
+        let forwards = t.stats.filter { $0.value.remotePort > 0 }.sorted { $0.key < $1.key }
+        return .init(status: t.heartbeatStatus, forwards: forwards.map { (name: $0.key, stats: $0.value) })
     }
 
     /// The checks `/ready` reports.

@@ -8,8 +8,8 @@ import Reactor
 public final class ControlPlaneClient {
     public struct TunnelReport {
         public var status: String                         // connected|connecting|disconnected|idle
-        public var forwards: [(name: String, remotePort: Int, active: Int, bytesIn: UInt64, bytesOut: UInt64)]
-        public init(status: String, forwards: [(name: String, remotePort: Int, active: Int, bytesIn: UInt64, bytesOut: UInt64)] = []) {
+        public var forwards: [(name: String, stats: ForwardStats)]
+        public init(status: String, forwards: [(name: String, stats: ForwardStats)] = []) {
             self.status = status
             self.forwards = forwards
         }
@@ -198,8 +198,9 @@ public final class ControlPlaneClient {
             status: consecutiveHeartbeatFailures >= 3 ? "degraded" : "healthy",
             tunnelStatus: report.status, timestamp: Timestamp.now(),
             metadata: .init(version: AgentVersion.version, uptimeSeconds: uptime, k8sNodes: counts.nodes, k8sPods: counts.pods,
-                            forwards: report.forwards.map { .init(name: $0.name, remotePort: $0.remotePort, activeConnections: $0.active,
-                                                                   bytesIn: $0.bytesIn, bytesOut: $0.bytesOut) }))
+                            forwards: report.forwards.map { .init(name: $0.name, remotePort: $0.stats.remotePort,
+                                                                   activeConnections: $0.stats.activeConnections,
+                                                                   bytesIn: $0.stats.bytesIn, bytesOut: $0.stats.bytesOut) }))
         guard let encoded = try? JSONEncoder().encode(body) else { return }
         let request = ControlPlaneRequest(method: "POST", path: "/api/v1/clusters/agent/\(clusterID)/heartbeat",
                                           body: Array(encoded), timeout: config.pipeops.timeouts.heartbeat)

@@ -23,7 +23,7 @@ struct HostInfo: Equatable {
 
     static func memoryGB() -> Double {
         // MemTotal:       24567890 kB
-        for line in readSmallFile("/proc/meminfo")?.split(separator: "\n") ?? [] where line.hasPrefix("MemTotal:") {
+        for line in readTextFile("/proc/meminfo")?.split(separator: "\n") ?? [] where line.hasPrefix("MemTotal:") {
             let kb = Double(line.split(separator: " ").dropFirst().first ?? "") ?? 0
             return (kb / 1024 / 1024 * 10).rounded() / 10
         }
@@ -37,7 +37,7 @@ struct HostInfo: Equatable {
     }
 
     static func osName() -> String {
-        for line in readSmallFile("/etc/os-release")?.split(separator: "\n") ?? [] where line.hasPrefix("PRETTY_NAME=") {
+        for line in readTextFile("/etc/os-release")?.split(separator: "\n") ?? [] where line.hasPrefix("PRETTY_NAME=") {
             return String(line.dropFirst("PRETTY_NAME=".count)).trimmingCharacters(in: "\"")
         }
         var u = utsname()
@@ -46,19 +46,9 @@ struct HostInfo: Equatable {
     }
 }
 
-/// Reads a small text file whole (procfs files report size 0, so read until EOF). nil if unreadable.
-func readSmallFile(_ path: String, limit: Int = 1 << 20) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 16 * 1024)
-    while out.count < limit {
-        let n = read(fd, &buf, buf.count)
-        if n <= 0 { break }
-        out.append(contentsOf: buf[0..<n])
-    }
-    return String(decoding: out, as: UTF8.self)
+/// A small text file, or nil when it cannot be read (procfs included: SmallFile reads to EOF).
+func readTextFile(_ path: String) -> String? {
+    (try? SmallFile.read(path, limit: 1 << 20)).map { String(decoding: $0, as: UTF8.self) }
 }
 
 extension StringProtocol {

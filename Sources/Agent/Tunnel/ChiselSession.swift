@@ -25,7 +25,6 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
     private var webSocket: WebSocketStream?
     private var ssh: SSHConnection?
     private var keepalive: SSHKeepalive?
-    private var startedAt = Deadline.now()
     private var bridges: [ObjectIdentifier: (bridge: StreamBridge, forward: String)] = [:]
     private var nextConnectionID = 0
     /// Dials in progress (a HostConnection holds its delegate weakly, so it is kept here).
@@ -59,7 +58,6 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
     // MARK: Connecting
 
     override func start() {
-        startedAt = loop.now
         let e = desired.endpoint
         logger.info("connecting tunnel", metadata: ["server": "\(e)", "remotes": "\(remotes.map { $0.0.display }.joined(separator: ","))"])
         let origin = HTTPOrigin(useTLS: e.useTLS, host: e.host, port: e.port)
@@ -200,16 +198,6 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
             self.logger.warning("cannot reach the forward's local address", metadata: ["forward": "\(forward.name)",
                                                                                       "target": "\(forward.localAddr)", "error": "\(error.map { "\($0)" } ?? "closed")"])
         }
-    }
-
-    /// Live byte counts of open connections, per forward (closed ones are already in the stats).
-    var liveBytes: [String: (toLocal: UInt64, toTunnel: UInt64)] {
-        var out: [String: (UInt64, UInt64)] = [:]
-        for (b, name) in bridges.values {
-            let cur = out[name] ?? (0, 0)
-            out[name] = (cur.0 + b.bytesFirstToSecond, cur.1 + b.bytesSecondToFirst)
-        }
-        return out
     }
 
     // MARK: Ending
