@@ -44,36 +44,44 @@ final class ExecutableTests: XCTestCase {
         XCTAssertTrue(text.contains("pipeops-agent stopped"), text)
     }
 
-    func testVersionFlag() throws {
+    /// Runs the agent to completion: exit status, stdout, stderr.
+    func runAgent(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--version"]
-        let out = Pipe()
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let out = Pipe(), err = Pipe()
         process.standardOutput = out
+        process.standardError = err
         try process.run()
+        // Read before waiting, so a full pipe cannot stall the child.
+        let outText = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(process.terminationStatus, 0)
-        XCTAssertTrue(text.hasPrefix("pipeops-agent "), text)
+        return (process.terminationStatus, outText, errText)
+    }
+
+    /// A config file with `text` in a fresh temporary directory; returns its path.
+    func writeConfig(_ name: String, _ text: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "\(name)-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try text.write(toFile: dir + "/agent.yaml", atomically: true, encoding: .utf8)
+        return dir + "/agent.yaml"
+    }
+
+    func testVersionFlag() throws {
+        let r = try runAgent(["--version"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.out.hasPrefix("pipeops-agent "), r.out)
     }
 
     func testConfigPrintMergesLayersAndMasksSecrets() throws {
-        let dir = NSTemporaryDirectory() + "agent-config-print-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try "agent:\n  cluster_name: \"from-file\"\n  port: 9000\npipeops:\n  token: \"file-secret-token\"\n".write(toFile: dir + "/agent.yaml", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["config", "print", "--config", dir + "/agent.yaml", "--port", "9100"]
-        var env = ProcessInfo.processInfo.environment
-        env["PIPEOPS_CLUSTER_NAME"] = "from-env"
-        env["PIPEOPS_TOKEN"] = "env-secret-token"
-        process.environment = env
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, text)
+        let file = try writeConfig("agent-config-print",
+                                   "agent:\n  cluster_name: \"from-file\"\n  port: 9000\npipeops:\n  token: \"file-secret-token\"\n")
+        let r = try runAgent(["config", "print", "--config", file, "--port", "9100"],
+                             environment: ["PIPEOPS_CLUSTER_NAME": "from-env", "PIPEOPS_TOKEN": "env-secret-token"])
+        let text = r.out
+        XCTAssertEqual(r.status, 0, text)
         XCTAssertTrue(text.contains("cluster_name: from-env") || text.contains("cluster_name: \"from-env\""), text)   // env over file
         XCTAssertTrue(text.contains("port: 9100"), text)                                                           // flag over file
         XCTAssertFalse(text.contains("secret-token"), "a secret was printed:\n\(text)")
@@ -81,32 +89,15 @@ final class ExecutableTests: XCTestCase {
     }
 
     func testConfigErrorNamesTheKeyAndTheLine() throws {
-        let dir = NSTemporaryDirectory() + "agent-config-error-\(getpid())"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try "agent:\n  port: 8080\ntunnel:\n  poll_interval: soon\n".write(toFile: dir + "/agent.yaml", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["config", "print", "--config", dir + "/agent.yaml"]
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 2)
-        XCTAssertTrue(text.contains("agent.yaml:4: tunnel.poll_interval"), text)
+        let file = try writeConfig("agent-config-error", "agent:\n  port: 8080\ntunnel:\n  poll_interval: soon\n")
+        let r = try runAgent(["config", "print", "--config", file])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.err.contains("agent.yaml:4: tunnel.poll_interval"), r.err)
     }
 
     func testBadLogLevelIsAClearError() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--log-level", "loud"]
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
-        process.waitUntilExit()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertNotEqual(process.terminationStatus, 0)
-        XCTAssertTrue(text.contains("--log-level"), text)
+        let r = try runAgent(["--log-level", "loud"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("--log-level"), r.err)
     }
 }
