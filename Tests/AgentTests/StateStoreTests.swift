@@ -18,7 +18,7 @@ final class StateStoreTests: XCTestCase {
         let path = dir + "/nested/deeper/state.json"
         let store = StateStore(path: path)
         let state = AgentState(agentID: "a1", clusterID: "c1", clusterToken: "tok",
-                               updatedAt: Date(timeIntervalSince1970: 1_768_473_000))
+                               updatedAt: 1_768_473_000)
         try store.save(state)
         XCTAssertEqual(try store.load(), state)
         XCTAssertEqual(try mode(path), 0o600)
@@ -42,7 +42,7 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(try store.load()?.agentID, "old")
 
         for i in 0..<5 {
-            try store.save(AgentState(agentID: "new", clusterID: "c\(i)", updatedAt: Date(timeIntervalSince1970: 1_700_000_000)))
+            try store.save(AgentState(agentID: "new", clusterID: "c\(i)", updatedAt: 1_700_000_000))
         }
         XCTAssertEqual(try store.load()?.clusterID, "c4")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["state.json"])

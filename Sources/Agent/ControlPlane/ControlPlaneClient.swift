@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Logging
 import Reactor
 
@@ -109,12 +108,7 @@ public final class ControlPlaneClient {
         guard !stopped, !registering else { return }
         registering = true
         isRegistered = false
-        let body: [UInt8]
-        do { body = Array(try JSONEncoder().encode(registerBody(resume: resume))) } catch {
-            registering = false
-            retryRegister(resume: resume, reason: "cannot encode the registration body: \(error)")
-            return
-        }
+        let body = registerBody(resume: resume).json.bytes
         logger.info("registering with the control plane", metadata: ["mode": "\(resume ? "resume" : "fresh")",
                                                                     "agent_id": "\(state.agentID)", "api_url": "\(config.pipeops.apiURL)"])
         let request = ControlPlaneRequest(method: "POST", path: "/api/v1/clusters/agent/register", body: body,
@@ -133,10 +127,14 @@ public final class ControlPlaneClient {
         case .success(let r):
             switch r.status {
             case 200, 201, 409:
-                let decoded = try? JSONDecoder().decode(RegisterResponse.self, from: Data(r.body))
+                var decoded: RegisterResponse?
+                var decodeError = "cluster_id is missing"
+                do { decoded = try RegisterResponse(json: try JSONParser.parse(r.body)) } catch {
+                    decodeError = "the body is not valid JSON (\(error))"
+                }
                 let clusterID = decoded?.clusterID ?? (r.status == 409 ? state.clusterID : nil)
                 guard let clusterID, !clusterID.isEmpty else {
-                    let why = decoded == nil ? "the body is not valid JSON" : "cluster_id is missing"
+                    let why = decodeError
                     retryRegister(resume: resume, reason: "register: HTTP \(r.status) but \(why)")
                     return
                 }
@@ -177,7 +175,7 @@ public final class ControlPlaneClient {
                        ("status", response?.status), ("name", response?.name)] {
             if let v { registrationInfo[k] = v }
         }
-        state.updatedAt = Date()
+        state.updatedAt = Timestamp.nowSeconds()
         do { try stateStore.save(state) } catch {
             logger.error("cannot persist agent state", metadata: ["error": "\(error)"])
         }
@@ -201,9 +199,8 @@ public final class ControlPlaneClient {
                             forwards: report.forwards.map { .init(name: $0.name, remotePort: $0.stats.remotePort,
                                                                    activeConnections: $0.stats.activeConnections,
                                                                    bytesIn: $0.stats.bytesIn, bytesOut: $0.stats.bytesOut) }))
-        guard let encoded = try? JSONEncoder().encode(body) else { return }
         let request = ControlPlaneRequest(method: "POST", path: "/api/v1/clusters/agent/\(clusterID)/heartbeat",
-                                          body: Array(encoded), timeout: config.pipeops.timeouts.heartbeat)
+                                          body: body.json.bytes, timeout: config.pipeops.timeouts.heartbeat)
         heartbeatsSent += 1
         transport.send(request, token: token) { [weak self] result in
             guard let self, !self.stopped else { return }
@@ -260,7 +257,7 @@ public final class ControlPlaneClient {
             onDirective?(.idle)
         case .success(let r) where r.status == 200:
             do {
-                let status = try JSONDecoder().decode(TunnelStatusResponse.self, from: Data(r.body))
+                let status = try TunnelStatusResponse(json: try JSONParser.parse(r.body))
                 lastPollError = nil
                 if let f = status.pollFrequency, f > 0, f.isFinite {
                     let next = TimeAmount.fractionalSeconds(min(f, 3600))

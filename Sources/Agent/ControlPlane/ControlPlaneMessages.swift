@@ -1,9 +1,9 @@
-import FoundationEssentials
+import Reactor
 
-// The bodies of control-plane-api.md, field for field. Encoded with snake_case names; unknown
-// response fields are ignored by Codable.
+// The bodies of control-plane-api.md, field for field, with their snake_case names. Absent
+// optionals are left out of requests; unknown response fields are ignored (JSONFields).
 
-struct RegisterRequest: Encodable, Equatable {
+struct RegisterRequest: Equatable {
     var agentID: String
     var name: String
     var clusterID: String?
@@ -16,60 +16,74 @@ struct RegisterRequest: Encodable, Equatable {
     var serverSpecs: ServerSpecs
     var metadata: [String: String]
 
-    enum CodingKeys: String, CodingKey {
-        case agentID = "agent_id", name, clusterID = "cluster_id", hostname, agentVersion = "agent_version"
-        case k8sVersion = "k8s_version", k8sServiceToken = "k8s_service_token", labels
-        case tunnelPortConfig = "tunnel_port_config", serverSpecs = "server_specs", metadata
+    var json: JSONValue {
+        .object(["agent_id": .string(agentID), "name": .string(name), "cluster_id": clusterID.map { .string($0) },
+                 "hostname": .string(hostname), "agent_version": .string(agentVersion),
+                 "k8s_version": k8sVersion.map { .string($0) }, "k8s_service_token": k8sServiceToken.map { .string($0) },
+                 "labels": .sortedObject(labels), "tunnel_port_config": .sortedObject(tunnelPortConfig),
+                 "server_specs": serverSpecs.json, "metadata": .sortedObject(metadata)])
     }
 }
 
-struct ServerSpecs: Codable, Equatable {
+struct ServerSpecs: Equatable {
     var cpuCores: Int
     var memoryGB: Double
     var diskGB: Double
     var os: String
-    enum CodingKeys: String, CodingKey { case cpuCores = "cpu_cores", memoryGB = "memory_gb", diskGB = "disk_gb", os }
+    var json: JSONValue {
+        .object(["cpu_cores": .int(cpuCores), "memory_gb": .double(memoryGB), "disk_gb": .double(diskGB), "os": .string(os)])
+    }
 }
 
-struct RegisterResponse: Decodable {
-    struct Cluster: Decodable { var token: String? }
+struct RegisterResponse {
     var clusterID: String?
     var token: String?
-    var cluster: Cluster?
+    /// `cluster.token`, where some control-plane versions put the rotated token.
+    var clusterToken: String?
     var apiServer: String?
     var tunnelURL: String?
     var status: String?
     var name: String?
-    enum CodingKeys: String, CodingKey {
-        case clusterID = "cluster_id", token, cluster, apiServer = "api_server", tunnelURL = "tunnel_url", status, name
+
+    init(json: JSONValue) throws(JSONShapeError) {
+        let f = try JSONFields(json)
+        clusterID = try f.optionalString("cluster_id")
+        token = try f.optionalString("token")
+        clusterToken = try f.optionalObject("cluster")?.optionalString("token")
+        apiServer = try f.optionalString("api_server")
+        tunnelURL = try f.optionalString("tunnel_url")
+        status = try f.optionalString("status")
+        name = try f.optionalString("name")
     }
     /// `token`, else `cluster.token`.
     var rotatedToken: String? {
         if let t = token, !t.isEmpty { return t }
-        if let t = cluster?.token, !t.isEmpty { return t }
+        if let t = clusterToken, !t.isEmpty { return t }
         return nil
     }
 }
 
-struct HeartbeatRequest: Encodable {
-    struct ForwardStats: Encodable {
+struct HeartbeatRequest {
+    struct ForwardStats {
         var name: String
         var remotePort: Int
         var activeConnections: Int
         var bytesIn: UInt64
         var bytesOut: UInt64
-        enum CodingKeys: String, CodingKey {
-            case name, remotePort = "remote_port", activeConnections = "active_connections", bytesIn = "bytes_in", bytesOut = "bytes_out"
+        var json: JSONValue {
+            .object(["name": .string(name), "remote_port": .int(remotePort), "active_connections": .int(activeConnections),
+                     "bytes_in": .int(bytesIn), "bytes_out": .int(bytesOut)])
         }
     }
-    struct Metadata: Encodable {
+    struct Metadata {
         var version: String
         var uptimeSeconds: Int
         var k8sNodes: Int?
         var k8sPods: Int?
         var forwards: [ForwardStats]
-        enum CodingKeys: String, CodingKey {
-            case version, uptimeSeconds = "uptime_seconds", k8sNodes = "k8s_nodes", k8sPods = "k8s_pods", forwards
+        var json: JSONValue {
+            .object(["version": .string(version), "uptime_seconds": .int(uptimeSeconds), "k8s_nodes": k8sNodes.map { .int($0) },
+                     "k8s_pods": k8sPods.map { .int($0) }, "forwards": .array(forwards.map(\.json))])
         }
     }
     var clusterID: String
@@ -78,17 +92,17 @@ struct HeartbeatRequest: Encodable {
     var tunnelStatus: String
     var timestamp: String
     var metadata: Metadata
-    enum CodingKeys: String, CodingKey {
-        case clusterID = "cluster_id", agentID = "agent_id", status, tunnelStatus = "tunnel_status", timestamp, metadata
+    var json: JSONValue {
+        .object(["cluster_id": .string(clusterID), "agent_id": .string(agentID), "status": .string(status),
+                 "tunnel_status": .string(tunnelStatus), "timestamp": .string(timestamp), "metadata": metadata.json])
     }
 }
 
 /// GET /api/agents/{agent_id}/tunnel/status
-public struct TunnelStatusResponse: Decodable, Equatable, Sendable {
-    public struct Allocation: Decodable, Equatable, Sendable {
+public struct TunnelStatusResponse: Equatable, Sendable {
+    public struct Allocation: Equatable, Sendable {
         public var name: String
         public var remotePort: Int
-        enum CodingKeys: String, CodingKey { case name, remotePort = "remote_port" }
     }
     public var status: String
     public var forwards: [Allocation]?
@@ -96,9 +110,30 @@ public struct TunnelStatusResponse: Decodable, Equatable, Sendable {
     public var pollFrequency: Double?
     public var tunnelServerAddr: String?
     public var serverFingerprint: String?
-    enum CodingKeys: String, CodingKey {
-        case status, forwards, credentials, pollFrequency = "poll_frequency"
-        case tunnelServerAddr = "tunnel_server_addr", serverFingerprint = "server_fingerprint"
+
+    public init(status: String, forwards: [Allocation]?, credentials: String?, pollFrequency: Double?,
+                tunnelServerAddr: String?, serverFingerprint: String?) {
+        self.status = status
+        self.forwards = forwards
+        self.credentials = credentials
+        self.pollFrequency = pollFrequency
+        self.tunnelServerAddr = tunnelServerAddr
+        self.serverFingerprint = serverFingerprint
+    }
+
+    init(json: JSONValue) throws(JSONShapeError) {
+        let f = try JSONFields(json)
+        status = try f.string("status")
+        var allocations: [Allocation]?
+        if let list = try f.optionalObjects("forwards") {
+            allocations = []
+            for a in list { allocations?.append(Allocation(name: try a.string("name"), remotePort: try a.int("remote_port"))) }
+        }
+        forwards = allocations
+        credentials = try f.optionalString("credentials")
+        pollFrequency = try f.optionalDouble("poll_frequency")
+        tunnelServerAddr = try f.optionalString("tunnel_server_addr")
+        serverFingerprint = try f.optionalString("server_fingerprint")
     }
 }
 

@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Reactor
 
 /// `/health`, `/ready` and `/version` exactly as agent-http-api.md describes them.

@@ -1,55 +1,41 @@
-import FoundationEssentials
+import Reactor
 
 /// What the agent remembers across restarts (control-plane-api.md): its own ID, the cluster it
 /// registered as, and the cluster token when the control plane rotated it. JSON on disk:
 /// `{"agent_id": "...", "cluster_id": "...", "cluster_token": "...", "updated_at": "2026-01-15T10:30:00Z"}`.
-public struct AgentState: Sendable, Equatable, Codable {
+public struct AgentState: Sendable, Equatable {
     public var agentID: String
     /// nil until the first successful registration.
     public var clusterID: String?
     /// A rotated cluster token; a secret, which is why the file is 0600.
     public var clusterToken: String?
-    /// RFC 3339 in UTC on disk, so kept to whole seconds (a saved state loads back equal).
-    public var updatedAt: Date {
-        didSet { if updatedAt != Self.wholeSeconds(updatedAt) { updatedAt = Self.wholeSeconds(updatedAt) } }
-    }
+    /// Seconds since the epoch; RFC 3339 in UTC on disk, whole seconds, so a saved state loads
+    /// back equal.
+    public var updatedAt: Int64
 
-    public init(agentID: String, clusterID: String? = nil, clusterToken: String? = nil, updatedAt: Date = Date()) {
+    public init(agentID: String, clusterID: String? = nil, clusterToken: String? = nil,
+                updatedAt: Int64 = Timestamp.nowSeconds()) {
         self.agentID = agentID
         self.clusterID = clusterID
         self.clusterToken = clusterToken
-        self.updatedAt = Self.wholeSeconds(updatedAt)
+        self.updatedAt = updatedAt
     }
 
-    static func wholeSeconds(_ date: Date) -> Date {
-        Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down))
+    /// The state file's JSON; members in name order.
+    var json: JSONValue {
+        .object(["agent_id": .string(agentID), "cluster_id": clusterID.map { .string($0) },
+                 "cluster_token": clusterToken.map { .string($0) }, "updated_at": .string(Timestamp.rfc3339(seconds: updatedAt))])
     }
 
-    enum CodingKeys: String, CodingKey {
-        case agentID = "agent_id"
-        case clusterID = "cluster_id"
-        case clusterToken = "cluster_token"
-        case updatedAt = "updated_at"
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        agentID = try c.decode(String.self, forKey: .agentID)
-        clusterID = try c.decodeIfPresent(String.self, forKey: .clusterID)
-        clusterToken = try c.decodeIfPresent(String.self, forKey: .clusterToken)
-        let text = try c.decode(String.self, forKey: .updatedAt)
-        guard let date = try? Date(text, strategy: .iso8601) else {
-            throw DecodingError.dataCorruptedError(forKey: .updatedAt, in: c,
-                                                   debugDescription: "expected an RFC 3339 time, got \"\(text)\"")
+    init(json: JSONValue) throws(JSONShapeError) {
+        let f = try JSONFields(json)
+        agentID = try f.string("agent_id")
+        clusterID = try f.optionalString("cluster_id")
+        clusterToken = try f.optionalString("cluster_token")
+        let text = try f.string("updated_at")
+        guard let seconds = Timestamp.parseRFC3339(text) else {
+            throw JSONShapeError(path: "updated_at", reason: "expected an RFC 3339 time, got \"\(text)\"")
         }
-        updatedAt = Self.wholeSeconds(date)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(agentID, forKey: .agentID)
-        try c.encodeIfPresent(clusterID, forKey: .clusterID)
-        try c.encodeIfPresent(clusterToken, forKey: .clusterToken)
-        try c.encode(updatedAt.formatted(.iso8601), forKey: .updatedAt)
+        updatedAt = seconds
     }
 }

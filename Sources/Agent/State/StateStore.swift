@@ -1,4 +1,4 @@
-import FoundationEssentials
+import Reactor
 
 /// Loads and saves `AgentState` as JSON at `state.path`: written atomically (see AtomicFile),
 /// mode 0600 (it may hold the cluster token), its directory created 0700 when missing.
@@ -26,9 +26,9 @@ public struct StateStore: Sendable {
         guard bytes.contains(where: { !$0.isJSONSpace }) else { throw StateError(.corrupt, path: path, "the file is empty") }
         let state: AgentState
         do {
-            state = try JSONDecoder().decode(AgentState.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            throw StateError(.corrupt, path: path, Self.describe(error))
+            state = try AgentState(json: try JSONParser.parse(bytes))
+        } catch let error as JSONParseError {
+            throw StateError(.corrupt, path: path, "not valid JSON (\(error))")
         } catch {
             throw StateError(.corrupt, path: path, "\(error)")
         }
@@ -47,16 +47,8 @@ public struct StateStore: Sendable {
 
     /// Replaces the file atomically with `state`.
     public func save(_ state: AgentState) throws(StateError) {
-        let data: Data
         do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            data = try encoder.encode(state)
-        } catch {
-            throw StateError(.unwritable, path: path, "cannot encode: \(error)")
-        }
-        do {
-            try AtomicFile.write(Array(data) + [0x0A], to: path, mode: 0o600, directoryMode: 0o700)
+            try AtomicFile.write(Array((state.json.text(pretty: true) + "\n").utf8), to: path, mode: 0o600, directoryMode: 0o700)
         } catch {
             throw StateError(.unwritable, path: path, error.message)
         }
@@ -65,7 +57,7 @@ public struct StateStore: Sendable {
     /// The agent ID to use and the state to run with, following control-plane-api.md:
     /// `agent.id` from the config, else the saved one, else a new UUID v4. The state is saved
     /// when it changed. Warnings (a corrupt file that was replaced) are returned for the log.
-    public func bootstrap(configuredAgentID: String?, now: Date = Date()) throws(StateError)
+    public func bootstrap(configuredAgentID: String?, now: Int64 = Timestamp.nowSeconds()) throws(StateError)
         -> (state: AgentState, warnings: [String]) {
         var warnings: [String] = []
         let (loaded, warning) = loadOrStartFresh()
@@ -91,24 +83,6 @@ public struct StateStore: Sendable {
             try save(state)
         }
         return (state, warnings)
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }
-            return keys.isEmpty ? "" : keys.joined(separator: ".") + ": "
-        }
-        switch error {
-        case .dataCorrupted(let context):
-            if context.codingPath.isEmpty { return "not valid JSON (\(context.debugDescription))" }
-            return "\(path(context))\(context.debugDescription)"
-        case .keyNotFound(let key, let context):
-            return "\(path(context))missing \"\(key.stringValue)\""
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            return "\(path(context))\(context.debugDescription)"
-        @unknown default:
-            return "\(error)"
-        }
     }
 }
 
