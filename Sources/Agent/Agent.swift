@@ -37,9 +37,14 @@ public final class Agent {
         if tls.insecureSkipVerify {
             l.warning("pipeops.tls.insecure_skip_verify is on: server certificates are NOT checked (labs only)")
         }
-        let tlsContext = try TLSContext(.client(additionalCAFile: tls.caFile, certificateChainFile: tls.certFile,
-                                                privateKeyFile: tls.keyFile, insecureSkipVerify: tls.insecureSkipVerify))
-        connector = Connectors.make(loop: loop, resolver: resolver, tls: tlsContext)
+        let lazyTLS = LazyTLSContext(.client(additionalCAFile: tls.caFile, certificateChainFile: tls.certFile,
+                                             privateKeyFile: tls.keyFile, insecureSkipVerify: tls.insecureSkipVerify))
+        // Built now when it will be needed anyway (an https control plane) or when files are
+        // configured, so a bad file stops the start with a clear error; otherwise on first use.
+        if config.pipeops.apiURL.lowercased().hasPrefix("https:") || tls.caFile != nil || tls.certFile != nil || tls.keyFile != nil {
+            _ = try lazyTLS.context()
+        }
+        connector = Connectors.make(loop: loop, resolver: resolver, tls: lazyTLS.context)
         proxies = try HTTPProxySettings.fromEnvironment(environment)
         httpClient = HTTPClient(loop: loop, connector: connector, proxies: proxies)
         httpClient.connectTimeout = config.pipeops.timeouts.connect
