@@ -11,9 +11,9 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# The shipped binary links the Swift runtime statically: one file, fewer resident pages.
+# The shipped binary: one static executable (scripts/build-release.sh says why).
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib
+	scripts/build-release.sh
 
 test: deps
 	scripts/test.sh

@@ -20,8 +20,8 @@ let package = Package(
         .target(
             name: "CShims",
             linkerSettings: [
-                .linkedLibrary("ssl"), .linkedLibrary("crypto"),
-                .linkedLibrary("uring"), .linkedLibrary("yaml"),
+                .linkedLibrary(":libssl.a"), .linkedLibrary(":libcrypto.a"),
+                .linkedLibrary(":liburing.a"), .linkedLibrary(":libyaml.a"),
             ]
         ),
         .target(

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
-[ -x "$BIN/reactor-bench" ] || swift build -c release --static-swift-stdlib --product reactor-bench
+[ -x "$BIN/reactor-bench" ] || scripts/build-release.sh --product reactor-bench
 SECONDS_PER_RUN=${BENCH_SECONDS:-4}
 
 # 1. iperf3, one stream, one direction.

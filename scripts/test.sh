@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 logs=$(mktemp -d /tmp/pipeops-test.XXXXXX)
 echo "== build (debug, with tests) and the release agent"
 swift build --build-tests
-swift build -c release --static-swift-stdlib --product pipeops-agent
+scripts/build-release.sh --product pipeops-agent
 export PIPEOPS_AGENT_BIN="$(swift build -c release --show-bin-path)/pipeops-agent"
 
 echo "== swift test (unit and interop)"
