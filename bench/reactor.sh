@@ -13,6 +13,9 @@ P=$(free_port)
 iperf3 -s -p "$P" >/dev/null 2>&1 & pids+=($!)
 sleep 0.5
 iperf_bps=$(iperf3 -c 127.0.0.1 -p "$P" -t "$SECONDS_PER_RUN" -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/8)')
+# 1b. iperf3 --bidir: both directions at once, the kernel work of an echo (each byte written
+#     and read twice); its per-direction rate is what an echo can reach on the same cores.
+iperf_bidir_bps=$(iperf3 -c 127.0.0.1 -p "$P" -t "$SECONDS_PER_RUN" --bidir -J | python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]; print((e["sum_received"]["bits_per_second"]+e["sum_received_bidir_reverse"]["bits_per_second"])/16)')
 
 # 2. The reactor: one connection streaming through an echo server (each byte crosses loopback
 #    twice and the server's loop once; we count the bytes that came back).
@@ -43,14 +46,16 @@ pids+=($agent)
 sleep 1
 idle_kib=$(rss_kib "$agent")
 
-python3 - "$iperf_bps" "$echo_bps" "$before" "$after" "$idle_kib" "$ready" "$send_bps" <<'PY'
+python3 - "$iperf_bps" "$echo_bps" "$before" "$after" "$idle_kib" "$ready" "$send_bps" "$iperf_bidir_bps" <<'PY'
 import sys, datetime, subprocess, platform, os
 iperf, echo, before, after, idle, ready, send = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], float(sys.argv[7])
+bidir = float(sys.argv[8])
 per_conn = (after - before) * 1024 / 10000
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 rows = [
     ("one-way stream, 1 connection (iperf3's shape)", f"{send/1e6:.0f} MB/s", f"iperf3 {iperf/1e6:.0f} MB/s", f"{send/iperf:.2f} x iperf3", ">= 0.8"),
     ("echo, 1 connection (each byte crosses loopback twice)", f"{echo/1e6:.0f} MB/s", f"iperf3 {iperf/1e6:.0f} MB/s", f"{echo/iperf:.2f} x iperf3", ">= 0.8"),
+    ("echo, 1 connection, against iperf3 --bidir (same kernel work per byte)", f"{echo/1e6:.0f} MB/s", f"iperf3 --bidir {bidir/1e6:.0f} MB/s per direction", f"{echo/bidir:.2f} x", ""),
     ("RSS per idle connection (10,000)", f"{per_conn/1024:.2f} KiB", f"{before} KiB -> {after} KiB ({ready})", "", "<= 4 KiB"),
     ("idle agent RSS", f"{idle/1024:.1f} MiB", "", "", "<= 8 MiB"),
 ]
