@@ -25,6 +25,16 @@ pids+=($SERVER_PID)
 read -r _ <&"${SERVER[0]}"
 echo_bps=$("$BIN/reactor-bench" echo-client "$P" "$SECONDS_PER_RUN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_per_second"])')
 
+# 2a. The same client against the simplest C echo server (blocking read/write): the ceiling any
+#     echo server reaches on this machine, since the client's two copies per byte bound it too.
+cc -O2 -pthread -o "$BIN/echo-baseline" bench/echo-baseline.c
+P3=$(free_port)
+coproc CECHO { exec "$BIN/echo-baseline" "$P3"; }
+pids+=($CECHO_PID)
+read -r _ <&"${CECHO[0]}"
+c_echo_bps=$("$BIN/reactor-bench" echo-client "$P3" "$SECONDS_PER_RUN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_per_second"])')
+kill "$CECHO_PID" 2>/dev/null || true
+
 # 2b. The same shape as iperf3: one connection, one direction, the server reads and discards.
 P2=$(free_port)
 "$BIN/reactor-bench" sink-server "$P2" >/dev/null & pids+=($!)
@@ -46,16 +56,17 @@ pids+=($agent)
 sleep 1
 idle_kib=$(rss_kib "$agent")
 
-python3 - "$iperf_bps" "$echo_bps" "$before" "$after" "$idle_kib" "$ready" "$send_bps" "$iperf_bidir_bps" <<'PY'
+python3 - "$iperf_bps" "$echo_bps" "$before" "$after" "$idle_kib" "$ready" "$send_bps" "$iperf_bidir_bps" "$c_echo_bps" <<'PY'
 import sys, datetime, subprocess, platform, os
 iperf, echo, before, after, idle, ready, send = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], float(sys.argv[7])
-bidir = float(sys.argv[8])
+bidir, c_echo = float(sys.argv[8]), float(sys.argv[9])
 per_conn = (after - before) * 1024 / 10000
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 rows = [
     ("one-way stream, 1 connection (iperf3's shape)", f"{send/1e6:.0f} MB/s", f"iperf3 {iperf/1e6:.0f} MB/s", f"{send/iperf:.2f} x iperf3", ">= 0.8"),
     ("echo, 1 connection (each byte crosses loopback twice)", f"{echo/1e6:.0f} MB/s", f"iperf3 {iperf/1e6:.0f} MB/s", f"{echo/iperf:.2f} x iperf3", ">= 0.8"),
     ("echo, 1 connection, against iperf3 --bidir (same kernel work per byte)", f"{echo/1e6:.0f} MB/s", f"iperf3 --bidir {bidir/1e6:.0f} MB/s per direction", f"{echo/bidir:.2f} x", ""),
+    ("echo, 1 connection, against a blocking C echo server (same client)", f"{echo/1e6:.0f} MB/s", f"C echo {c_echo/1e6:.0f} MB/s ({c_echo/iperf:.2f} x iperf3)", f"{echo/c_echo:.2f} x", ""),
     ("RSS per idle connection (10,000)", f"{per_conn/1024:.2f} KiB", f"{before} KiB -> {after} KiB ({ready})", "", "<= 4 KiB"),
     ("idle agent RSS", f"{idle/1024:.1f} MiB", "", "", "<= 8 MiB"),
 ]
