@@ -256,3 +256,35 @@ def test_inactivity_closes_the_tunnel_and_the_next_poll_reopens_it(cp, hello, ag
     assert reopened
     r = wait_for(lambda: __import__("requests").get(f"http://127.0.0.1:{port}/", timeout=5), what="GET after reopening")
     assert r.text == "hello from behind the tunnel"
+
+
+def test_a_long_transfer_on_one_connection_is_activity_and_is_counted_while_open(cp, echo, agents):
+    # One connection stays open and moves a little data every 0.3 s for longer than the
+    # inactivity timeout: the tunnel must stay up, and heartbeats count the open connection's bytes.
+    agent = agents(cp.api_url, {"echo": f"127.0.0.1:{echo.port}"}, name="busy-agent")
+    agent.stop()
+    text = open(agent.config_path).read().replace("tunnel:\n  enabled: true\n", "tunnel:\n  enabled: true\n  inactivity_timeout: 2s\n")
+    open(agent.config_path, "w").write(text)
+    agent = agents.restart(agent)
+    port = free_port()
+    up_tunnel(cp, agent, {"echo": port})
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sent = 0
+    for i in range(17):   # about 5 s, well past the 2 s timeout
+        chunk = bytes([i]) * 1000
+        s.sendall(chunk)
+        got = b""
+        while len(got) < len(chunk):
+            more = s.recv(len(chunk) - len(got))
+            assert more, f"the tunnel closed the connection after {sent} bytes, {i * 0.3:.1f} s in"
+            got += more
+        assert got == chunk
+        sent += len(chunk)
+        time.sleep(0.3)
+    since = cp.requests_for("heartbeat")[-1]["seq"]
+    hb = cp.wait_requests("heartbeat", since=since)[0]["body"]
+    s.close()
+    assert not [l for l in agent.logs() if l.get("msg", "").startswith("no tunnel traffic")], "closed while data was flowing"
+    fw = {f["name"]: f for f in hb["metadata"]["forwards"]}["echo"]
+    assert fw["active_connections"] == 1
+    assert fw["bytes_in"] >= sent and fw["bytes_out"] >= sent, fw

@@ -157,6 +157,15 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
         end(error.map { "tunnel SSH connection ended: \($0)" } ?? "tunnel SSH connection closed")
     }
 
+    override var liveTraffic: [String: ForwardTraffic] {
+        var out: [String: ForwardTraffic] = [:]
+        for (bridge, forward) in bridges.values {
+            out[forward, default: ForwardTraffic()].toLocal &+= bridge.bytesFirstToSecond
+            out[forward, default: ForwardTraffic()].toTunnel &+= bridge.bytesSecondToFirst
+        }
+        return out
+    }
+
     // MARK: Channels
 
     private func dial(channel: SSHChannel, forward: DesiredTunnel.Forward, target: String) {

@@ -19,7 +19,17 @@ public final class TunnelManager {
     public private(set) var lastError: String?
     public private(set) var reconnects: UInt64 = 0
     public private(set) var since = Deadline.now()
-    public private(set) var stats: [String: ForwardStats] = [:]
+    /// Counters per forward; bytes include connections still open (see `liveTraffic`).
+    public var stats: [String: ForwardStats] {
+        var out = closedStats
+        for (name, t) in session?.liveTraffic ?? [:] {
+            out[name, default: ForwardStats()].bytesIn &+= t.toLocal
+            out[name, default: ForwardStats()].bytesOut &+= t.toTunnel
+        }
+        return out
+    }
+    /// Counters with the bytes of closed connections only.
+    private var closedStats: [String: ForwardStats] = [:]
     /// Set when a poll's allocation matched none of our forwards (reported on /ready).
     public private(set) var allocationError: String?
     public var onPhaseChange: ((Phase, String?) -> Void)?
@@ -29,6 +39,9 @@ public final class TunnelManager {
     private var retryTimer: LoopTimer?
     private var inactivityTimer: LoopTimer?
     private var lastActivity = Deadline.now()
+    /// Bytes moved by the open connections at the last inactivity check: a long transfer on one
+    /// connection is activity even though nothing opens or closes.
+    private var lastLiveBytes: UInt64 = 0
     private var closedForInactivity = false
     private var connectedAt: Deadline?
 
@@ -41,7 +54,7 @@ public final class TunnelManager {
         l[metadataKey: "component"] = "tunnel"
         self.logger = l
         self.makeSession = makeSession
-        for f in forwards { stats[f.name] = ForwardStats() }
+        for f in forwards { closedStats[f.name] = ForwardStats() }
     }
 
     /// The heartbeat's `tunnel_status`.
@@ -120,7 +133,7 @@ public final class TunnelManager {
         retryTimer = nil
         guard let wanted = desired else { return }
         setPhase(.connecting, nil)
-        for f in wanted.forwards { stats[f.name, default: ForwardStats()].remotePort = f.remotePort }
+        for f in wanted.forwards { closedStats[f.name, default: ForwardStats()].remotePort = f.remotePort }
         let s = makeSession(wanted, self)
         session = s
         s.start()
@@ -182,24 +195,24 @@ public final class TunnelManager {
     // MARK: Traffic accounting (called by the session's bridges)
 
     func forwardOpened(_ name: String) {
-        stats[name, default: ForwardStats()].activeConnections += 1
-        stats[name, default: ForwardStats()].totalConnections &+= 1
+        closedStats[name, default: ForwardStats()].activeConnections += 1
+        closedStats[name, default: ForwardStats()].totalConnections &+= 1
         lastActivity = loop.now
     }
 
     func forwardClosed(_ name: String) {
-        stats[name, default: ForwardStats()].activeConnections -= 1
+        closedStats[name, default: ForwardStats()].activeConnections -= 1
         lastActivity = loop.now
     }
 
     /// The server bound this forward on `port` (SSH mode, where port 0 lets the server pick).
-    func forwardBound(_ name: String, port: Int) { stats[name, default: ForwardStats()].remotePort = port }
+    func forwardBound(_ name: String, port: Int) { closedStats[name, default: ForwardStats()].remotePort = port }
 
-    func forwardDialFailed(_ name: String) { stats[name, default: ForwardStats()].dialErrors &+= 1 }
+    func forwardDialFailed(_ name: String) { closedStats[name, default: ForwardStats()].dialErrors &+= 1 }
 
     func forwardBytes(_ name: String, toLocal: Int, toTunnel: Int) {
-        stats[name, default: ForwardStats()].bytesIn &+= UInt64(toLocal)
-        stats[name, default: ForwardStats()].bytesOut &+= UInt64(toTunnel)
+        closedStats[name, default: ForwardStats()].bytesIn &+= UInt64(toLocal)
+        closedStats[name, default: ForwardStats()].bytesOut &+= UInt64(toTunnel)
         lastActivity = loop.now
     }
 
@@ -213,6 +226,11 @@ public final class TunnelManager {
     private func checkInactivity() {
         guard phase == .connected else { return }
         // control-plane-api.md §4: only bytes across the forwards count, not open sockets.
+        let live = (session?.liveTraffic ?? [:]).values.reduce(UInt64(0)) { $0 &+ $1.toLocal &+ $1.toTunnel }
+        if live != lastLiveBytes {
+            lastLiveBytes = live
+            lastActivity = loop.now
+        }
         if loop.now - lastActivity >= inactivityTimeout {
             logger.info("no tunnel traffic for \(inactivityTimeout): closing the tunnel until the next poll asks for it")
             closedForInactivity = true
@@ -228,4 +246,12 @@ public final class TunnelManager {
 public protocol TunnelSession: AnyObject {
     func start()
     func close(reason: String)
+    /// Bytes moved so far by each forward's connections that are still open.
+    var liveTraffic: [String: ForwardTraffic] { get }
+}
+
+public struct ForwardTraffic: Sendable, Equatable {
+    /// From the tunnel to the local service, and back.
+    public var toLocal: UInt64 = 0
+    public var toTunnel: UInt64 = 0
 }

@@ -15,6 +15,9 @@ class TunnelSessionBase: TunnelSession {
 
     func start() {}
 
+    /// None by default; sessions that bridge connections report theirs.
+    var liveTraffic: [String: ForwardTraffic] { [:] }
+
     /// Releases timers and connections; called once, when the session ends.
     func teardown() {}
 
