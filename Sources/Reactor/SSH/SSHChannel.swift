@@ -163,6 +163,12 @@ public final class SSHChannel: ByteStream {
 
     func receiveClose() {
         receivedClose = true
+        // What the peer sent before its CLOSE (in the same read, or held while paused) still
+        // goes to the delegate, as a TCP stream's data does before its end.
+        if !notifiedClose && !(batch.isEmpty && pendingIn.isEmpty) {
+            paused = false
+            deliverBatch()
+        }
         pendingOut.clear()
         sendCloseIfNeeded()
         finishIfDone()
