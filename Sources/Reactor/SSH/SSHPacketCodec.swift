@@ -81,6 +81,10 @@ struct SSHPacketEncoder {
     var cipher: SSHPacketCipher = SSHNoCipher()
     var sequence: UInt32 = 0
     private(set) var bytesSinceKex: UInt64 = 0
+    /// Random padding is taken from here, refilled 4 KiB at a time: one RAND_bytes call (and its
+    /// getpid fork check) per few hundred packets, not one for every small window adjust.
+    private var randomPool: [UInt8] = []
+    private var randomUsed = 0
 
     mutating func resetKexCounters() { bytesSinceKex = 0 }
 
@@ -107,13 +111,22 @@ struct SSHPacketEncoder {
         out.append(contentsOf: repeatElement(0, count: padding + c.tagLength))
         let seq = sequence
         try out.withUnsafeMutableBytes { raw in
-            guard shim_random_fill(UnsafeMutableRawBufferPointer(rebasing: raw[padStart..<(padStart + padding)])) else {
-                throw SSHError.crypto("RAND_bytes failed")
-            }
+            try randomFill(UnsafeMutableRawBufferPointer(rebasing: raw[padStart..<(padStart + padding)]))
             try c.seal(seq: seq, packet: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
         }
         sequence &+= 1
         bytesSinceKex &+= UInt64(out.count - start)
+    }
+
+    private mutating func randomFill(_ p: UnsafeMutableRawBufferPointer) throws {
+        if randomPool.count - randomUsed < p.count {
+            if randomPool.count < max(p.count, 4096) { randomPool = [UInt8](repeating: 0, count: max(p.count, 4096)) }
+            guard randomPool.withUnsafeMutableBytes({ shim_random_fill($0) }) else { throw SSHError.crypto("RAND_bytes failed") }
+            randomUsed = 0
+        }
+        let from = randomUsed
+        randomPool.withUnsafeBytes { p.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[from..<(from + p.count)])) }
+        randomUsed += p.count
     }
 }
 
