@@ -8,12 +8,21 @@ public func sshPacketFuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let input = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
     switch data[0] % 6 {
     case 0:
-        // Cleartext packets fed in uneven pieces.
+        // Cleartext packets fed in uneven pieces, copied in or read into the decoder's buffer.
         let dec = SSHPacketDecoder()
-        var offset = 0
+        var offset = 0, step = 0
         while offset < input.count {
-            let n = min(1 + offset % 97, input.count - offset)
-            dec.append(UnsafeRawBufferPointer(rebasing: input[offset..<offset + n]))
+            var n = min(1 + offset % 97, input.count - offset)
+            let piece = UnsafeRawBufferPointer(rebasing: input[offset..<offset + n])
+            step += 1
+            if step % 2 == 0 {
+                dec.append(piece)
+            } else {
+                let space = dec.readSpace()
+                n = min(n, space.count)
+                if let to = space.baseAddress, let from = piece.baseAddress { to.copyMemory(from: from, byteCount: n) }
+                dec.didRead(n)
+            }
             offset += n
             do { while try dec.next({ _ in }) {} } catch { return 0 }
         }

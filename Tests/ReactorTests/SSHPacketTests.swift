@@ -42,6 +42,43 @@ final class SSHPacketTests: XCTestCase {
         }
     }
 
+    /// Reads straight into the decoder's buffer, in odd sizes: payloads of one read stay valid
+    /// (in place) until the next read, and a packet bigger than the buffer makes it grow.
+    func testReadingIntoTheDecoderEveryCipher() throws {
+        for (c, m) in [("none", ""), ("aes128-gcm@openssh.com", ""), ("chacha20-poly1305@openssh.com", ""),
+                       ("aes128-ctr", "hmac-sha2-256"), ("aes256-ctr", "hmac-sha2-512-etm@openssh.com")] {
+            var enc = SSHPacketEncoder()
+            let dec = SSHPacketDecoder()
+            dec.maxPacketLength = 600 * 1024
+            if c != "none" { (enc.cipher, dec.cipher) = try cipherPair(c, mac: m) }
+            var wire: [UInt8] = []
+            var payloads: [[UInt8]] = (0..<60).map { n in makePattern(count: 1 + n * 997 % 40000, seed: n) }
+            payloads.insert(makePattern(count: 300 * 1024, seed: 99), at: 30)   // more than the default capacity
+            for p in payloads {
+                let start = enc.begin(&wire)
+                wire.append(contentsOf: p)
+                try enc.finish(&wire, start: start)
+            }
+            var got: [[UInt8]] = []
+            var offset = 0, step = 0
+            while offset < wire.count {
+                let space = dec.readSpace()
+                XCTAssertFalse(space.isEmpty)
+                let n = min(space.count, [1, 5, 4096, 70_000, 300_000][step % 5], wire.count - offset)
+                step += 1
+                wire.withUnsafeBytes { space.baseAddress?.copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
+                dec.didRead(n)
+                offset += n
+                var views: [UnsafeRawBufferPointer] = []
+                while try dec.next({ views.append($0) }) {}
+                got.append(contentsOf: views.map { Array($0) })   // still intact after the whole read
+            }
+            XCTAssertEqual(got.count, payloads.count, "\(c) \(m)")
+            XCTAssertTrue(got == payloads, "\(c) \(m)")
+            XCTAssertEqual(dec.bufferedBytes, 0)
+        }
+    }
+
     func testTamperedPacketFails() throws {
         for (c, m) in [("aes128-gcm@openssh.com", ""), ("aes256-ctr", "hmac-sha2-256"), ("aes128-ctr", "hmac-sha2-512-etm@openssh.com"),
                        ("chacha20-poly1305@openssh.com", "")] {

@@ -54,6 +54,37 @@ final class TCPConnectionTests: XCTestCase {
         conn.close(nil)
     }
 
+    /// Vectored writes: pieces go out in order with writev, and what the socket does not take
+    /// (the echo server stops reading while its replies back up) is queued from the right piece
+    /// and offset.
+    func testVectorWriteKeepsOrderThroughPartialWrites() throws {
+        let loop = try makeLoop()
+        let server = try EchoServer(loop: loop)
+        let client = Recorder()
+        let conn = try TCPConnection.connect(loop: loop, to: server.address, timeout: .seconds(5), delegate: client)
+        XCTAssertTrue(loop.run(until: { client.opened }, timeout: .seconds(5)))
+        var expected: [UInt8] = []
+        var pieces: [[UInt8]] = []
+        for i in 0..<40 {
+            let piece = makePattern(count: [0, 1, 777, 32 * 1024, 100_000][i % 5] + i, seed: i)
+            pieces.append(piece)
+            expected.append(contentsOf: piece)
+        }
+        for _ in 0..<4 {
+            // Pointers stay valid for the call only, as with a channel's batch.
+            func withAll(_ i: Int, _ acc: [UnsafeRawBufferPointer], _ body: ([UnsafeRawBufferPointer]) -> Void) {
+                if i == pieces.count { body(acc); return }
+                pieces[i].withUnsafeBytes { withAll(i + 1, acc + [$0], body) }
+            }
+            withAll(0, []) { conn.write(vector: $0) }
+        }
+        XCTAssertGreaterThan(conn.queuedBytes, 0, "the socket should not take it all at once")
+        let all = expected + expected + expected + expected
+        XCTAssertTrue(loop.run(until: { client.received.count >= all.count }, timeout: .seconds(20)))
+        XCTAssertTrue(client.received == all)
+        conn.close(nil)
+    }
+
     func testClientHalfCloseStillReceivesTheReply() throws {
         let loop = try makeLoop()
         // Server: read until EOF, then answer with what it got, reversed, and close.

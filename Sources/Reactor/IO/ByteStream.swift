@@ -7,6 +7,9 @@ public protocol ByteStream: AnyObject {
     var isWritable: Bool { get }
     /// Queues bytes (copied before return).
     func write(_ bytes: UnsafeRawBufferPointer)
+    /// Queues several pieces as one run of bytes (copied before return); TCP sends them with
+    /// one writev. The default writes them one by one.
+    func write(vector parts: [UnsafeRawBufferPointer])
     /// Sends end-of-stream once queued bytes are out; reading goes on.
     func shutdownWrite()
     /// Closes at once, dropping queued bytes. `reason` nil: an orderly close.
@@ -16,6 +19,9 @@ public protocol ByteStream: AnyObject {
 }
 
 extension ByteStream {
+    public func write(vector parts: [UnsafeRawBufferPointer]) {
+        for part in parts where !part.isEmpty { write(part) }
+    }
     public func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }
     public func write(_ bytes: ArraySlice<UInt8>) { bytes.withUnsafeBytes { write($0) } }
     public func write(_ text: String) { var t = text; t.withUTF8 { write(UnsafeRawBufferPointer($0)) } }
@@ -30,6 +36,10 @@ public protocol ByteStreamDelegate: AnyObject {
     func streamDidOpen(_ stream: ByteStream)
     /// Bytes arrived. They may live in a shared buffer: consume or copy them before returning.
     func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer)
+    /// Bytes arrived in several pieces that follow each other in the stream (an SSH channel's
+    /// packets from one read, left where they were decrypted); like `didRead` otherwise. The
+    /// default hands each piece to `didRead`.
+    func stream(_ stream: ByteStream, didReadVector parts: [UnsafeRawBufferPointer])
     /// The peer finished sending. The default closes the stream.
     func streamDidReadEOF(_ stream: ByteStream)
     /// Crossed the high-water mark (false) or drained below the low one (true).
@@ -39,7 +49,21 @@ public protocol ByteStreamDelegate: AnyObject {
 }
 
 extension ByteStreamDelegate {
+    public func stream(_ stream: ByteStream, didReadVector parts: [UnsafeRawBufferPointer]) {
+        for part in parts where !part.isEmpty { self.stream(stream, didRead: part) }
+    }
     public func streamDidOpen(_ stream: ByteStream) {}
     public func streamDidReadEOF(_ stream: ByteStream) { stream.close(nil) }
     public func stream(_ stream: ByteStream, writabilityChanged writable: Bool) {}
+}
+
+/// A delegate that keeps unfinished input in a buffer of its own (an SSH packet decoder) has
+/// the stream read straight into that buffer, which spares copying every byte out of the
+/// loop's shared read buffer. TCP streams, and wrappers that pass their reads through, ask.
+public protocol ByteStreamReadTarget: ByteStreamDelegate {
+    /// Where the next read should land. Empty: not now; the stream then reads into the shared
+    /// buffer and calls `didRead`.
+    func readSpace(for stream: ByteStream) -> UnsafeMutableRawBufferPointer
+    /// `count` bytes were read into the start of the space `readSpace` returned last.
+    func stream(_ stream: ByteStream, didReadInto count: Int)
 }

@@ -1,7 +1,7 @@
 /// A TCP stream to a host *name*: resolves without blocking the loop, then tries each address
 /// in turn until one connects, all within one overall timeout. Until then writes are kept and
 /// sent on connect. To its delegate it looks like any other ByteStream.
-public final class HostConnection: ByteStream, ByteStreamDelegate {
+public final class HostConnection: ByteStream, ByteStreamReadTarget {
     public let loop: EventLoop
     public weak var delegate: ByteStreamDelegate?
     public let host: String
@@ -85,6 +85,11 @@ public final class HostConnection: ByteStream, ByteStreamDelegate {
         if let c = connection, c.state == .open { c.write(bytes) } else { pending.append(bytes) }
     }
 
+    public func write(vector parts: [UnsafeRawBufferPointer]) {
+        guard !closed else { return }
+        if let c = connection, c.state == .open { c.write(vector: parts) } else { for p in parts { pending.append(p) } }
+    }
+
     public func shutdownWrite() {
         if let c = connection, c.state == .open { c.shutdownWrite() } else { wantShutdown = true }
     }
@@ -118,6 +123,19 @@ public final class HostConnection: ByteStream, ByteStreamDelegate {
 
     public func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
         delegate?.stream(self, didRead: bytes)
+    }
+
+    // Reads go straight into our delegate's buffer if it has one.
+    public func readSpace(for stream: ByteStream) -> UnsafeMutableRawBufferPointer {
+        (delegate as? ByteStreamReadTarget)?.readSpace(for: self) ?? loop.sharedReadBuffer
+    }
+
+    public func stream(_ stream: ByteStream, didReadInto count: Int) {
+        if let target = delegate as? ByteStreamReadTarget {
+            target.stream(self, didReadInto: count)
+        } else {
+            delegate?.stream(self, didRead: UnsafeRawBufferPointer(rebasing: loop.sharedReadBuffer[0..<count]))
+        }
     }
 
     public func streamDidReadEOF(_ stream: ByteStream) {

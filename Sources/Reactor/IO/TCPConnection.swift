@@ -138,6 +138,48 @@ public final class TCPConnection: IOHandler, ByteStream {
         updateInterest()
     }
 
+    public func write(vector parts: [UnsafeRawBufferPointer]) {
+        guard state != .closed, !writeShut, !shutdownPending, !closeAfterFlush else { return }
+        if parts.count == 1 { write(parts[0]); return }
+        var total = 0
+        for part in parts { total += part.count }
+        guard total > 0 else { return }
+        var written = 0
+        if state == .open && writeQueue.isEmpty {
+            // All pieces with one writev where the socket takes them.
+            while written < total {
+                let n = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 64) { iov -> Int in
+                    var used = 0, skip = written
+                    for part in parts where used < 64 {
+                        guard skip < part.count, let base = part.baseAddress else { skip -= part.count; continue }
+                        iov[used] = iovec(iov_base: UnsafeMutableRawPointer(mutating: base + skip), iov_len: part.count - skip)
+                        used += 1
+                        skip = 0
+                    }
+                    return shim_writev(fd, iov.baseAddress, Int32(used))
+                }
+                if n > 0 { written += n; continue }
+                let e = shim_errno()
+                if n < 0 && e == EINTR { continue }
+                if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
+                close(.system(SocketError(operation: "writev", errno: e)))
+                return
+            }
+            bytesWritten &+= UInt64(written)
+            if written == total { return }
+        }
+        var skip = written
+        for part in parts {
+            if skip >= part.count { skip -= part.count; continue }
+            writeQueue.append(UnsafeRawBufferPointer(rebasing: part[skip...]), pool: loop.chunkPool)
+            skip = 0
+        }
+        if isWritable && writeQueue.count >= highWaterMark {
+            isWritable = false
+            delegate?.stream(self, writabilityChanged: false)
+        }
+        updateInterest()
+    }
 
     /// Half-close: sends FIN once the queued bytes are out; reading goes on.
     public func shutdownWrite() {
@@ -222,14 +264,22 @@ public final class TCPConnection: IOHandler, ByteStream {
     }
 
     private func readAvailable() {
-        let buffer = loop.sharedReadBuffer
         // A bounded number of reads per wake-up keeps one busy socket from starving the others.
         for _ in 0..<8 {
             guard state == .open, !readingPaused, !readEOF else { return }
-            let n = Glibc.read(fd, buffer.baseAddress!, buffer.count)
+            // A delegate with a buffer of its own gets the bytes there, with no copy.
+            let target = delegate as? ByteStreamReadTarget
+            let own = target?.readSpace(for: self)
+            let buffer = own.flatMap { $0.isEmpty ? nil : $0 } ?? loop.sharedReadBuffer
+            guard let start = buffer.baseAddress else { return }
+            let n = Glibc.read(fd, start, buffer.count)
             if n > 0 {
                 bytesRead &+= UInt64(n)
-                delegate?.stream(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                if let target, own?.isEmpty == false {
+                    target.stream(self, didReadInto: n)
+                } else {
+                    delegate?.stream(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                }
                 if n < buffer.count { return }
             } else if n == 0 {
                 readEOF = true

@@ -7,11 +7,11 @@ protocol SSHChannelHost: AnyObject {
     func channelSend(_ build: (inout [UInt8]) -> Void)
     /// Both sides have sent CLOSE: the channel number can be reused.
     func channelDidFinish(_ channel: SSHChannel)
-    /// True while a batch of input is being decoded: data is then collected and handed on once
-    /// per batch (`deliverBatch`), so the consumer writes it with one system call, not one per packet.
+    /// True while a batch of input (one read) is being decoded: data is then collected where it
+    /// lies and handed on once per batch (`deliverBatch`), so the consumer writes it with one
+    /// system call and no copy. The collected bytes are valid only until the batch ends.
     var collectsChannelData: Bool { get }
-    /// At most how much channel data the current batch can hold (the size of the read).
-    var collectedBytesHint: Int { get }
+    /// The channel collected its first data of this batch: call its `deliverBatch` at the end.
     func channelHasCollectedData(_ channel: SSHChannel)
 }
 
@@ -41,7 +41,13 @@ public final class SSHChannel: ByteStream {
     private(set) var localWindow: UInt32
     private var consumed: UInt32 = 0
     private var pendingOut = ByteBuffer()
+    /// Received data kept aside (copied) while it cannot be handed on: reading paused, or a
+    /// delivery in progress. Comes after `batch`, which is empty whenever this is not.
     private var pendingIn = ByteBuffer()
+    /// This batch's data, in the connection's receive buffer (see `SSHChannelHost`).
+    private var batch: [UnsafeRawBufferPointer] = []
+    private var batchSpare: [UnsafeRawBufferPointer] = []
+    private var batchBytes = 0
     private var paused = false
     private var eofAfterFlush = false
     private var closeAfterFlush = false
@@ -119,17 +125,16 @@ public final class SSHChannel: ByteStream {
             throw SSHError.protocolError("channel \(localID): peer sent \(bytes.count) bytes with only \(localWindow) bytes of window")
         }
         localWindow -= UInt32(bytes.count)
-        guard !notifiedClose else { return }
+        guard !notifiedClose, !bytes.isEmpty else { return }
         bytesRead &+= UInt64(bytes.count)
-        if paused || !pendingIn.isEmpty || delivering {
-            pendingIn.append(bytes)
+        if paused || delivering || !pendingIn.isEmpty {
+            keepAside(bytes)
             return
         }
         if let host, host.collectsChannelData {
-            // Room for the whole batch up front: growing by doubling would copy it again and again.
-            if pendingIn.isEmpty { pendingIn.reserveCapacity(host.collectedBytesHint) }
-            pendingIn.append(bytes)
-            host.channelHasCollectedData(self)
+            if batch.isEmpty { host.channelHasCollectedData(self) }
+            batch.append(bytes)
+            batchBytes += bytes.count
             return
         }
         consumed += UInt32(bytes.count)
@@ -151,13 +156,19 @@ public final class SSHChannel: ByteStream {
     func receiveEOF() {
         receivedEOF = true
         guard !notifiedClose else { return }
-        if pendingIn.isEmpty {
+        if pendingIn.isEmpty && batch.isEmpty {
             if let d = delegate { d.streamDidReadEOF(self) } else { close(nil) }
         }
     }
 
     func receiveClose() {
         receivedClose = true
+        // What the peer sent before its CLOSE (in the same read, or held while paused) still
+        // goes to the delegate, as a TCP stream's data does before its end.
+        if !notifiedClose && !(batch.isEmpty && pendingIn.isEmpty) {
+            paused = false
+            deliverBatch()
+        }
         pendingOut.clear()
         sendCloseIfNeeded()
         finishIfDone()
@@ -207,11 +218,43 @@ public final class SSHChannel: ByteStream {
         return offset
     }
 
-    /// Hands over what was collected during a batch of input, then tops up the window.
+    /// Hands over what was collected during a batch of input, in one call, then tops up the
+    /// window. Must run before the batch's bytes go stale (the connection's next read).
     func deliverBatch() {
+        if !batch.isEmpty {
+            if notifiedClose {
+                batch.removeAll(keepingCapacity: true)
+                batchBytes = 0
+            } else if paused || delivering {
+                keepBatchAside()
+            } else {
+                // Swapped, not copied, so both arrays keep their storage from batch to batch.
+                swap(&batch, &batchSpare)
+                consumed += UInt32(batchBytes)
+                batchBytes = 0
+                delivering = true
+                delegate?.stream(self, didReadVector: batchSpare)
+                delivering = false
+                batchSpare.removeAll(keepingCapacity: true)
+            }
+        }
         guard !paused else { return }
         deliverPending()
         if !paused { maybeAdjustWindow() }
+    }
+
+    /// Copies `bytes` into `pendingIn`, after the batch (which must not outlive the read).
+    private func keepAside(_ bytes: UnsafeRawBufferPointer) {
+        keepBatchAside()
+        pendingIn.append(bytes)
+    }
+
+    private func keepBatchAside() {
+        guard !batch.isEmpty else { return }
+        pendingIn.reserveCapacity(batchBytes)
+        for part in batch { pendingIn.append(part) }
+        batch.removeAll(keepingCapacity: true)
+        batchBytes = 0
     }
 
     private func deliverPending() {
@@ -226,7 +269,7 @@ public final class SSHChannel: ByteStream {
             consumed += UInt32(n)
             if pendingIn.readableBytes >= n { pendingIn.moveReaderIndex(by: n) }
         }
-        if pendingIn.isEmpty {
+        if pendingIn.isEmpty && batch.isEmpty {
             pendingIn.releaseMemory()
             if receivedEOF && !notifiedClose {
                 if let d = delegate { d.streamDidReadEOF(self) } else { close(nil) }

@@ -29,7 +29,7 @@ extension SSHConnectionDelegate {
 
 /// An SSH client connection over any `ByteStream` (TCP now, a WebSocket stream for chisel):
 /// the thin glue between the stream and the sans-I/O `SSHSession`.
-public final class SSHConnection: ByteStreamDelegate, SSHSessionOwner {
+public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     public enum State: Equatable { case connecting, handshaking, authenticated, closed }
 
     public let loop: EventLoop
@@ -40,6 +40,9 @@ public final class SSHConnection: ByteStreamDelegate, SSHSessionOwner {
 
     let session: SSHSession
     private var receiving = false
+    /// Bytes a stream handed us while we were still handling a read (held, not decoded then:
+    /// the packets of that read still lie in the decoder's buffer).
+    private var heldInput: [UInt8] = []
     private var flushing = false
     /// The bytes being handed to the stream; swapped with the transport's output buffer.
     private var outgoing: [UInt8] = []
@@ -202,8 +205,27 @@ public final class SSHConnection: ByteStreamDelegate, SSHSessionOwner {
     public func streamDidOpen(_ stream: ByteStream) { start() }
 
     public func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
+        if receiving { heldInput.append(contentsOf: bytes); return }
+        receive { try session.receive(bytes) }
+    }
+
+    // Reads land in the decoder's buffer: no copy before decryption.
+    public func readSpace(for stream: ByteStream) -> UnsafeMutableRawBufferPointer {
+        receiving || state == .closed ? UnsafeMutableRawBufferPointer(start: nil, count: 0) : session.readSpace()
+    }
+
+    public func stream(_ stream: ByteStream, didReadInto count: Int) {
+        receive { try session.didRead(count) }
+    }
+
+    private func receive(_ body: () throws -> Void) {
         receiving = true
-        perform { try session.receive(bytes) }
+        perform(body)
+        while !heldInput.isEmpty && state != .closed {
+            let held = heldInput
+            heldInput = []
+            perform { try held.withUnsafeBytes { try session.receive($0) } }
+        }
         receiving = false
         flush()
     }

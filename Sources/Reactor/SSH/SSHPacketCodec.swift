@@ -1,6 +1,7 @@
-/// Binary packet framing (RFC 4253 section 6), sans I/O. The decoder collects bytes, finds whole
-/// packets, and checks and decrypts them in place; the encoder builds packets in place at the end
-/// of an output array (header, payload, padding, tag) and seals them there.
+/// Binary packet framing (RFC 4253 section 6), sans I/O. The decoder keeps received bytes in
+/// an `SSHReceiveBuffer` (a TCP stream reads straight into it), finds whole packets there, and
+/// checks and decrypts them in place; the encoder builds packets in place at the end of an
+/// output array (header, payload, padding, tag) and seals them there.
 final class SSHPacketDecoder {
     static let defaultMaxPacketLength = 256 * 1024
 
@@ -8,49 +9,59 @@ final class SSHPacketDecoder {
     var sequence: UInt32 = 0
     var maxPacketLength = SSHPacketDecoder.defaultMaxPacketLength
     private(set) var bytesSinceKex: UInt64 = 0
-    private var buffer = ByteBuffer()
-    private var pendingLength: Int?      // known once the header has been read
+    let input = SSHReceiveBuffer()
+    private var pendingLength: Int?      // known once the header has been read (and, for CTR, decrypted)
 
-    var bufferedBytes: Int { buffer.readableBytes }
+    var bufferedBytes: Int { input.count }
 
     private var resetSequenceAfterPacket = false
 
-    func append(_ bytes: UnsafeRawBufferPointer) { buffer.append(bytes) }
+    /// Copies bytes in (streams that cannot read into `readSpace`).
+    func append(_ bytes: UnsafeRawBufferPointer) { input.append(bytes) }
+
+    /// Room for the next read, enough for the unfinished packet at least; report it with `didRead`.
+    /// Payloads handed out by `next` are invalid after this call.
+    func readSpace() -> UnsafeMutableRawBufferPointer {
+        let c = cipher
+        let have = input.count
+        let need = pendingLength.map { 4 + $0 + c.tagLength } ?? c.headerLength
+        return input.space(atLeast: need - have)
+    }
+
+    func didRead(_ count: Int) { input.didFill(count) }
+
     func resetKexCounters() { bytesSinceKex = 0 }
     /// Strict kex: the packet being handled (NEWKEYS) is the last of the old numbering.
     func resetSequenceAfterThisPacket() { resetSequenceAfterPacket = true }
 
     /// Hands the next whole packet's payload to `body`; returns false when more bytes are needed.
-    /// The payload is valid only during the call.
+    /// The payload lies in the receive buffer, decrypted: it stays valid until the next
+    /// `readSpace` or `append`, so a batch of packets from one read can be handed on uncopied.
     func next(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
         let c = cipher
         let seq = sequence
+        let raw = input.bytes
         if pendingLength == nil {
-            guard buffer.readableBytes >= c.headerLength else { return false }
-            let length = try buffer.withMutableReadableBytes { raw in
-                try c.packetLength(seq: seq, header: UnsafeMutableRawBufferPointer(rebasing: raw[0..<c.headerLength]))
-            }
+            guard raw.count >= c.headerLength else { return false }
+            let length = try c.packetLength(seq: seq, header: UnsafeMutableRawBufferPointer(rebasing: raw[0..<c.headerLength]))
             try validate(length: Int(length), cipher: c)
             pendingLength = Int(length)
         }
         guard let length = pendingLength else { return false }
         let total = 4 + length + c.tagLength
-        guard buffer.readableBytes >= total else { return false }
-        try buffer.withMutableReadableBytes { raw in
-            let packet = UnsafeMutableRawBufferPointer(rebasing: raw[0..<total])
-            try c.open(seq: seq, packet: packet)
-            let padding = Int(packet[4])
-            guard padding >= 4, padding < length else {
-                throw SSHError.malformed("packet \(seq): padding length \(padding) invalid for packet length \(length) (must be 4...\(length - 1))")
-            }
-            try body(UnsafeRawBufferPointer(rebasing: packet[5..<(4 + length - padding)]))
+        guard raw.count >= total else { return false }
+        let packet = UnsafeMutableRawBufferPointer(rebasing: raw[0..<total])
+        try c.open(seq: seq, packet: packet)
+        let padding = Int(packet[4])
+        guard padding >= 4, padding < length else {
+            throw SSHError.malformed("packet \(seq): padding length \(padding) invalid for packet length \(length) (must be 4...\(length - 1))")
         }
+        try body(UnsafeRawBufferPointer(rebasing: packet[5..<(4 + length - padding)]))
         pendingLength = nil
-        buffer.moveReaderIndex(by: total)
+        input.consume(total)
         sequence &+= 1
         if resetSequenceAfterPacket { sequence = 0; resetSequenceAfterPacket = false }
         bytesSinceKex &+= UInt64(total)
-        if buffer.isEmpty { buffer.releaseMemory() }
         return true
     }
 
@@ -70,6 +81,10 @@ struct SSHPacketEncoder {
     var cipher: SSHPacketCipher = SSHNoCipher()
     var sequence: UInt32 = 0
     private(set) var bytesSinceKex: UInt64 = 0
+    /// Random padding is taken from here, refilled 4 KiB at a time: one RAND_bytes call (and its
+    /// getpid fork check) per few hundred packets, not one for every small window adjust.
+    private var randomPool: [UInt8] = []
+    private var randomUsed = 0
 
     mutating func resetKexCounters() { bytesSinceKex = 0 }
 
@@ -96,13 +111,22 @@ struct SSHPacketEncoder {
         out.append(contentsOf: repeatElement(0, count: padding + c.tagLength))
         let seq = sequence
         try out.withUnsafeMutableBytes { raw in
-            guard shim_random_fill(UnsafeMutableRawBufferPointer(rebasing: raw[padStart..<(padStart + padding)])) else {
-                throw SSHError.crypto("RAND_bytes failed")
-            }
+            try randomFill(UnsafeMutableRawBufferPointer(rebasing: raw[padStart..<(padStart + padding)]))
             try c.seal(seq: seq, packet: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
         }
         sequence &+= 1
         bytesSinceKex &+= UInt64(out.count - start)
+    }
+
+    private mutating func randomFill(_ p: UnsafeMutableRawBufferPointer) throws {
+        if randomPool.count - randomUsed < p.count {
+            if randomPool.count < max(p.count, 4096) { randomPool = [UInt8](repeating: 0, count: max(p.count, 4096)) }
+            guard randomPool.withUnsafeMutableBytes({ shim_random_fill($0) }) else { throw SSHError.crypto("RAND_bytes failed") }
+            randomUsed = 0
+        }
+        let from = randomUsed
+        randomPool.withUnsafeBytes { p.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[from..<(from + p.count)])) }
+        randomUsed += p.count
     }
 }
 

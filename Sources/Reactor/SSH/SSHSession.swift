@@ -100,28 +100,43 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
     }
 
     func start() throws { try transport.start() }
+    /// Bytes in, copied into the transport's buffer (streams that cannot read into `readSpace`).
     func receive(_ bytes: UnsafeRawBufferPointer) throws {
+        try collectingChannelData { try transport.receive(bytes) }
+    }
+
+    /// Where the next read should land (the transport's packet buffer); then call `didRead`.
+    func readSpace() -> UnsafeMutableRawBufferPointer { transport.readSpace() }
+
+    func didRead(_ count: Int) throws {
+        try collectingChannelData { try transport.didRead(count) }
+    }
+
+    // Channel data that arrives in one read is collected and handed on once per channel, as
+    // it lies in the transport's buffer (valid until the next read), so the consumer writes it
+    // with one system call and no copy.
+    private(set) var collectsChannelData = false
+    private var channelsWithCollectedData: [SSHChannel] = []
+    private var channelsDelivering: [SSHChannel] = []
+
+    private func collectingChannelData(_ body: () throws -> Void) throws {
         collectsChannelData = true
-        collectedBytesHint = min(bytes.count, 1 << 20)
         defer { deliverCollected() }
-        try transport.receive(bytes)
+        try body()
         if transport.canSendNow { flushChannels() }
     }
 
-    // Channel data that arrives in one read is collected and handed on once per channel.
-    private(set) var collectsChannelData = false
-    private(set) var collectedBytesHint = 0
-    private var channelsWithCollectedData: [SSHChannel] = []
-
     func channelHasCollectedData(_ channel: SSHChannel) {
-        if !channelsWithCollectedData.contains(where: { $0 === channel }) { channelsWithCollectedData.append(channel) }
+        channelsWithCollectedData.append(channel)
     }
 
     private func deliverCollected() {
         collectsChannelData = false
-        let channels = channelsWithCollectedData
-        channelsWithCollectedData.removeAll(keepingCapacity: true)
-        for c in channels { c.deliverBatch() }
+        guard !channelsWithCollectedData.isEmpty else { return }
+        // Swapped, not copied: the two arrays keep their storage from read to read.
+        swap(&channelsWithCollectedData, &channelsDelivering)
+        for c in channelsDelivering { c.deliverBatch() }
+        channelsDelivering.removeAll(keepingCapacity: true)
     }
 
     // MARK: Transport delegate

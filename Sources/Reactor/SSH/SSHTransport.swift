@@ -32,7 +32,7 @@ final class SSHTransport {
     var output: [UInt8] = []
 
     private(set) var serverBanner: String?
-    private var bannerBuffer: [UInt8] = []
+    private var preBannerBytes = 0          // text lines the server sent before its identification
     let decoder = SSHPacketDecoder()
     private var encoder = SSHPacketEncoder()
 
@@ -44,7 +44,6 @@ final class SSHTransport {
     private var kex: SSHKexState?
     private var queued: [[UInt8]] = []     // upper-layer payloads held while our kex runs
     private var strict = false
-    private var scratch: [UInt8] = []
 
     init(config: SSHTransportConfig) {
         self.config = config
@@ -63,13 +62,26 @@ final class SSHTransport {
 
     // MARK: Receiving
 
+    /// Bytes in, copied into the decoder (streams that cannot read into `readSpace`).
     func receive(_ bytes: UnsafeRawBufferPointer) throws {
+        decoder.append(bytes)
+        try process()
+    }
+
+    /// Where the next read should land: the decoder's buffer, after the unfinished packet.
+    func readSpace() -> UnsafeMutableRawBufferPointer { decoder.readSpace() }
+
+    /// `count` bytes were read into the space `readSpace` returned.
+    func didRead(_ count: Int) throws {
+        decoder.didRead(count)
+        try process()
+    }
+
+    /// Handles every whole packet received. The payloads handed up lie in the decoder's buffer
+    /// and stay valid until the next `readSpace` or `receive`.
+    private func process() throws {
         if serverBanner == nil {
-            bannerBuffer.append(contentsOf: bytes)
-            guard let rest = try parseBanner() else { return }
-            rest.withUnsafeBytes { decoder.append($0) }
-        } else {
-            decoder.append(bytes)
+            guard try parseBanner() else { return }
         }
         while true {
             let seq = decoder.sequence
@@ -79,29 +91,32 @@ final class SSHTransport {
         }
     }
 
-    /// Finds the server's identification line; returns the bytes after it, or nil if incomplete.
-    private func parseBanner() throws -> [UInt8]? {
-        var lineStart = 0
-        for i in bannerBuffer.indices where bannerBuffer[i] == 10 {
-            var line = bannerBuffer[lineStart..<i]
+    /// Finds the server's identification line at the front of the decoder's buffer, consuming
+    /// it and any text lines before it; false while it is incomplete.
+    private func parseBanner() throws -> Bool {
+        while true {
+            let raw = UnsafeRawBufferPointer(decoder.input.bytes)
+            guard let newline = raw.firstIndex(of: 10) else {
+                if preBannerBytes + raw.count > config.maxPreBannerBytes {
+                    throw SSHError.limitExceeded("no SSH identification line in the first \(config.maxPreBannerBytes) bytes")
+                }
+                return false
+            }
+            var line = raw[0..<newline]
             if line.last == 13 { line = line.dropLast() }
-            if line.starts(with: Array("SSH-".utf8)) {
+            if line.starts(with: "SSH-".utf8) {
                 let text = String(decoding: line, as: UTF8.self)
                 if text.hasPrefix("SSH-1.") && !text.hasPrefix("SSH-1.99-") {
                     throw SSHError.protocolError("server speaks SSH protocol 1 only: '\(text)'")
                 }
                 guard line.count <= 255 else { throw SSHError.limitExceeded("identification line is \(line.count) bytes, limit 255") }
                 serverBanner = text
-                let rest = Array(bannerBuffer[(i + 1)...])
-                bannerBuffer = []
-                return rest
+                decoder.input.consume(newline + 1)
+                return true
             }
-            lineStart = i + 1
+            preBannerBytes += newline + 1
+            decoder.input.consume(newline + 1)
         }
-        if bannerBuffer.count > config.maxPreBannerBytes {
-            throw SSHError.limitExceeded("no SSH identification line in the first \(config.maxPreBannerBytes) bytes")
-        }
-        return nil
     }
 
     private func handle(_ payload: UnsafeRawBufferPointer, seq: UInt32) throws {

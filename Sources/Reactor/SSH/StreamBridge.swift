@@ -47,6 +47,15 @@ public final class StreamBridge {
         if !target.isWritable { source.pauseReading() }
     }
 
+    fileprivate func read(from isFirst: Bool, vector parts: [UnsafeRawBufferPointer]) {
+        let (source, target) = isFirst ? (first, second) : (second, first)
+        var n = 0
+        for part in parts { n += part.count }
+        if isFirst { bytesFirstToSecond &+= UInt64(n) } else { bytesSecondToFirst &+= UInt64(n) }
+        target.write(vector: parts)
+        if !target.isWritable { source.pauseReading() }
+    }
+
     fileprivate func writable(_ isFirst: Bool, _ writable: Bool) {
         // The side that became writable again is the target of the other one's reads.
         if writable { (isFirst ? second : first).resumeReading() }
@@ -85,6 +94,9 @@ public final class StreamBridge {
         init(bridge: StreamBridge, isFirst: Bool) { self.bridge = bridge; self.isFirst = isFirst }
 
         func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) { bridge?.read(from: isFirst, bytes) }
+        func stream(_ stream: ByteStream, didReadVector parts: [UnsafeRawBufferPointer]) {
+            bridge?.read(from: isFirst, vector: parts)
+        }
         func streamDidReadEOF(_ stream: ByteStream) { bridge?.endOfStream(from: isFirst) }
         func stream(_ stream: ByteStream, writabilityChanged writable: Bool) { bridge?.writable(isFirst, writable) }
         func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) { bridge?.closed(isFirst, error) }
