@@ -226,7 +226,15 @@ final class BulkClient: ByteStreamDelegate {
         received.reserveCapacity(payload.count)
     }
 
-    func streamDidOpen(_ stream: ByteStream) { pump(stream) }
+    func streamDidOpen(_ stream: ByteStream) {
+        // A small socket send buffer (no autotuning): the kernel cannot absorb the whole payload,
+        // so the stream's queue must pass its high-water mark, whatever the machine's sysctls.
+        if let tcp = (stream as? TLSStream)?.lower as? TCPConnection {
+            var small: Int32 = 64 * 1024
+            setsockopt(tcp.fd, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        }
+        pump(stream)
+    }
 
     private func pump(_ stream: ByteStream) {
         while sent < payload.count {
