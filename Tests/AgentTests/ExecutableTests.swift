@@ -100,4 +100,31 @@ final class ExecutableTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.err.contains("--log-level"), r.err)
     }
+
+    func testHelpAndUsageErrors() throws {
+        let help = try runAgent(["--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.out.contains("USAGE: pipeops-agent [run] [<options>]"), help.out)
+        XCTAssertTrue(help.out.contains("--set <key=value>"), help.out)
+        let configHelp = try runAgent(["help", "config"])
+        XCTAssertEqual(configHelp.status, 0)
+        XCTAssertTrue(configHelp.out.contains("USAGE: pipeops-agent config print"), configHelp.out)
+        // Usage errors exit 64 (EX_USAGE) and name what was wrong.
+        for (args, expected) in [(["--bogus"], "unknown option '--bogus'"), (["--port=70000"], "--port: '70000' is not a port number"),
+                                 (["--set", "novalue"], "--set novalue: expected key=value"), (["--config"], "missing value for '--config'"),
+                                 (["config", "show"], "unknown config command 'show'"), (["launch"], "unknown command 'launch'"),
+                                 (["config", "print", "--log-format", "json"], "unknown option '--log-format'")] {
+            let r = try runAgent(args)
+            XCTAssertEqual(r.status, 64, "\(args): \(r.err)")
+            XCTAssertTrue(r.err.contains(expected), "\(args): \(r.err)")
+        }
+    }
+
+    func testFlagsWithEqualsSignsReachTheConfiguration() throws {
+        let r = try runAgent(["config", "print", "--port=9200", "--set=tunnel.poll_interval=7s", "--api-url", "http://127.0.0.1:1"])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("port: 9200"), r.out)
+        XCTAssertTrue(r.out.contains("poll_interval: 7s") || r.out.contains("poll_interval: \"7s\""), r.out)
+        XCTAssertTrue(r.out.contains("http://127.0.0.1:1"), r.out)
+    }
 }
