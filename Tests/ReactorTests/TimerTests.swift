@@ -44,6 +44,36 @@ final class TimerTests: XCTestCase {
         XCTAssertEqual(log, ["first", "third"])
     }
 
+    /// A callback that re-arms at a deadline already past (as an inactivity check whose clock
+    /// lagged did) once spun the loop forever inside one timer phase.
+    func testATimerReArmedAtAPastDeadlineFiresOncePerTurn() throws {
+        let loop = try EventLoop()
+        let past = Deadline.now()
+        var fired = 0
+        func arm() {
+            loop.schedule(at: past) {
+                fired += 1
+                if fired < 1000 { arm() }
+            }
+        }
+        arm()
+        loop.runOnce(maxWait: Deadline.now() + .milliseconds(100))
+        XCTAssertEqual(fired, 1, "a timer scheduled inside the timer phase fired in the same phase")
+        loop.runOnce(maxWait: Deadline.now() + .milliseconds(100))
+        XCTAssertEqual(fired, 2)
+    }
+
+    func testATimerCallbackSeesTheLoopTimeAtOrAfterItsDeadline() throws {
+        let loop = try EventLoop()
+        var seen: [(Deadline, Deadline)] = []
+        for ms in [1, 5, 20] {
+            let deadline = Deadline.now() + .milliseconds(Int64(ms))
+            loop.schedule(at: deadline) { seen.append((deadline, loop.now)) }
+        }
+        XCTAssertTrue(loop.run(until: { seen.count == 3 }, timeout: .seconds(5)))
+        for (deadline, now) in seen { XCTAssertGreaterThanOrEqual(now, deadline) }
+    }
+
     func testPostFromAnotherThreadRunsEveryClosureOnTheLoopThread() throws {
         let loop = try makeLoop()
         let handle = loop.handle

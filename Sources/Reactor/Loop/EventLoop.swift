@@ -213,9 +213,15 @@ public final class EventLoop {
         return Int32(min(ms, UInt64(Int32.max)))
     }
 
+    /// Fires the timers that are due. `now` is refreshed first, so a callback never sees a time
+    /// before its own deadline; and only timers that existed when the phase began fire in it: a
+    /// callback that schedules a timer already due (re-arming at a past deadline) gets it on the
+    /// next turn, after a poll, instead of spinning here forever.
     private func runDueTimers() {
         let current = Deadline.now()
-        while let top = timers.first, top.deadline <= current {
+        now = current
+        let lastSequence = timerSequence
+        while let top = timers.first, top.deadline <= current, top.sequence <= lastSequence {
             _ = timers.popFirst()
             let callback = top.callback
             top.callback = nil
