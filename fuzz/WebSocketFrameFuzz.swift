@@ -13,7 +13,15 @@ public func fuzzWebSocketFrames(_ data: UnsafePointer<UInt8>, _ size: Int) -> CI
         do {
             while let _ = try d.next() { count += 1 }
             d.feed(UnsafeRawBufferPointer(rebasing: raw[cut...]))
-            while let e = try d.next() {
+            // The in-place path for whole binary messages first, as WebSocketConnection does.
+            while true {
+                if let n = try d.beginWholeBinaryMessage() {
+                    precondition(d.pendingPayload(n).count == n)
+                    d.consumePayload(n)
+                    count += 1
+                    continue
+                }
+                guard let e = try d.next() else { break }
                 count += 1
                 if case .text(let t) = e { precondition(t.withUnsafeBytes { UTF8Validation.isValid($0) }) }
             }

@@ -59,6 +59,50 @@ final class WebSocketTests: XCTestCase {
         XCTAssertEqual(events, [.ping([0x70]), .text(Array("abc".utf8))])
     }
 
+    /// The in-place path takes only whole unfragmented binary messages, leaves everything else
+    /// to `next()`, and sees the same bytes and errors.
+    func testWholeBinaryMessagesInPlace() throws {
+        func frame(_ op: WebSocketOpcode, _ payload: [UInt8], fin: Bool = true, key: UInt32? = nil) -> [UInt8] {
+            var out: [UInt8] = []
+            payload.withUnsafeBytes { WebSocketFrameEncoder.append(opcode: op, fin: fin, payload: $0, maskKey: key, into: &out) }
+            return out
+        }
+        let big = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let stream = frame(.binary, [1, 2, 3], key: 0x11223344) + frame(.ping, [9], key: 0x55667788)
+            + frame(.binary, [4], fin: false, key: 1) + frame(.continuation, [5], key: 2) + frame(.binary, big, key: 0xDEADBEEF)
+            + frame(.binary, [], key: 3)
+        for chunk in [1, 7, 1000, stream.count] {
+            var d = WebSocketDecoder(role: .server)
+            var inPlace: [[UInt8]] = []
+            var events: [WebSocketEvent] = []
+            var offset = 0
+            while offset < stream.count {
+                d.feed(Array(stream[offset..<min(offset + chunk, stream.count)]))
+                offset += chunk
+                while true {
+                    if let n = try d.beginWholeBinaryMessage() {
+                        inPlace.append(Array(d.pendingPayload(n)))
+                        d.consumePayload(n)
+                    } else if let e = try d.next() {
+                        events.append(e)
+                    } else {
+                        break
+                    }
+                }
+            }
+            XCTAssertEqual(inPlace, [[1, 2, 3], big, []], "chunk \(chunk)")
+            XCTAssertEqual(events, [.ping([9]), .binary([4, 5])], "chunk \(chunk)")
+        }
+        // Errors are the same on this path, and stick.
+        var bad = WebSocketDecoder(role: .server)
+        bad.feed(frame(.binary, [1]))   // unmasked from a client
+        XCTAssertThrowsError(try bad.beginWholeBinaryMessage()) { XCTAssertEqual(($0 as? WebSocketError)?.closeCode, 1002) }
+        XCTAssertThrowsError(try bad.next())
+        var tooBig = WebSocketDecoder(role: .client, maxMessageSize: 10)
+        tooBig.feed(frame(.binary, [UInt8](repeating: 0, count: 11)))
+        XCTAssertThrowsError(try tooBig.beginWholeBinaryMessage()) { XCTAssertEqual(($0 as? WebSocketError)?.closeCode, 1009) }
+    }
+
     func testProtocolErrors() {
         XCTAssertEqual(closeCode([0x81, 0x01, 0x41], role: .server), 1002, "unmasked client frame")
         XCTAssertEqual(closeCode([0x81, 0x81, 0, 0, 0, 0, 0x41]), 1002, "masked server frame")

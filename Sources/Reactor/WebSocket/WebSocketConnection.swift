@@ -22,6 +22,9 @@ public final class WebSocketConnection: ByteStreamDelegate {
 
     public var onText: ((String) -> Void)?
     public var onBinary: (([UInt8]) -> Void)?
+    /// Set instead of `onBinary` to get whole binary messages in place, without a copy (the
+    /// bytes are valid during the call only). Fragmented messages still come as one piece.
+    public var onBinaryBytes: ((UnsafeRawBufferPointer) -> Void)?
     public var onPing: (([UInt8]) -> Void)?
     public var onPong: (([UInt8]) -> Void)?
     /// Once, at the end: the close code and reason we received (nil code: none, or an abnormal
@@ -148,6 +151,20 @@ public final class WebSocketConnection: ByteStreamDelegate {
         delivering = true
         defer { delivering = false }
         while state != .closed {
+            if let inPlace = onBinaryBytes, state == .open {
+                let n: Int?
+                do { n = try decoder.beginWholeBinaryMessage() } catch {
+                    fail(error)
+                    return
+                }
+                if let n {
+                    // The slice shares the decoder's storage; a feed during the call (a lower
+                    // stream delivering while we write) copies it instead of moving it under us.
+                    decoder.pendingPayload(n).withUnsafeBytes { inPlace($0) }
+                    decoder.consumePayload(n)
+                    continue
+                }
+            }
             let event: WebSocketEvent?
             do {
                 event = try decoder.next()
@@ -160,7 +177,9 @@ public final class WebSocketConnection: ByteStreamDelegate {
             case .text(let bytes):
                 if state == .open { onText?(String(decoding: bytes, as: UTF8.self)) }
             case .binary(let bytes):
-                if state == .open { onBinary?(bytes) }
+                if state == .open {
+                    if let inPlace = onBinaryBytes { bytes.withUnsafeBytes { inPlace($0) } } else { onBinary?(bytes) }
+                }
             case .ping(let payload):
                 if state == .open { payload.withUnsafeBytes { writeFrame(.pong, $0) } }
                 onPing?(payload)

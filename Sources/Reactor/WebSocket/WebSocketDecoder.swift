@@ -48,7 +48,40 @@ public struct WebSocketDecoder {
         var payload: [UInt8]
     }
 
-    private mutating func nextFrame() throws(WebSocketError) -> Frame? {
+    /// The tunnel's data path without a copy or an allocation per message: when the next frame
+    /// is a whole unfragmented binary message, its header is skipped, its payload unmasked in
+    /// place, and its length returned; the payload is then `pendingPayload(n)` (sharing the
+    /// buffer's storage) until `consumePayload(n)`. Returns nil, consuming nothing, when the next
+    /// frame is anything else or not complete yet; `next()` handles those.
+    public mutating func beginWholeBinaryMessage() throws(WebSocketError) -> Int? {
+        if let failed { throw failed }
+        let header: FrameHeader
+        do {
+            guard let h = try peekHeader() else { return nil }
+            header = h
+        } catch {
+            failed = error
+            throw error
+        }
+        guard header.opcode == .binary, header.fin, messageOpcode == nil,
+              buffer.readableBytes >= header.headerLength + header.length else { return nil }
+        return takePayload(header)
+    }
+
+    public func pendingPayload(_ n: Int) -> ArraySlice<UInt8> { buffer.readableView.prefix(n) }
+
+    public mutating func consumePayload(_ n: Int) { buffer.moveReaderIndex(by: n) }
+
+    struct FrameHeader {
+        var fin: Bool
+        var opcode: WebSocketOpcode
+        var headerLength: Int
+        var length: Int
+        var maskKey: UInt32?
+    }
+
+    /// The next frame's header, checked, or nil while it is incomplete.
+    private func peekHeader() throws(WebSocketError) -> FrameHeader? {
         guard let b0 = buffer.peekInteger(at: 0, as: UInt8.self), let b1 = buffer.peekInteger(at: 1, as: UInt8.self) else { return nil }
         if b0 & 0x70 != 0 { throw WebSocketError(WebSocketError.protocolError, "reserved bits set (no extension negotiated)") }
         guard let opcode = WebSocketOpcode(rawValue: b0 & 0x0F) else {
@@ -82,17 +115,28 @@ public struct WebSocketDecoder {
             key = k
             headerLength += 4
         }
-        let n = Int(length)
-        guard buffer.readableBytes >= headerLength + n else { return nil }
-        buffer.moveReaderIndex(by: headerLength)
-        if let key {
+        return FrameHeader(fin: fin, opcode: opcode, headerLength: headerLength, length: Int(length), maskKey: key)
+    }
+
+    /// Skips a complete frame's header and unmasks its payload in place; returns the payload's
+    /// length, which now starts at the buffer's reader index.
+    private mutating func takePayload(_ h: FrameHeader) -> Int {
+        buffer.moveReaderIndex(by: h.headerLength)
+        if let key = h.maskKey {
+            let n = h.length
             buffer.withMutableReadableBytes { raw in
                 WebSocketMask.apply(key: key, to: UnsafeMutableRawBufferPointer(rebasing: raw[0..<n]))
             }
         }
+        return h.length
+    }
+
+    private mutating func nextFrame() throws(WebSocketError) -> Frame? {
+        guard let h = try peekHeader(), buffer.readableBytes >= h.headerLength + h.length else { return nil }
+        let n = takePayload(h)
         let payload = Array(buffer.readableView.prefix(n))
         buffer.moveReaderIndex(by: n)
-        return Frame(fin: fin, opcode: opcode, payload: payload)
+        return Frame(fin: h.fin, opcode: h.opcode, payload: payload)
     }
 
     private mutating func handle(_ frame: Frame) throws(WebSocketError) -> WebSocketEvent? {

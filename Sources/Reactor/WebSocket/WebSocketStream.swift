@@ -13,15 +13,15 @@ public final class WebSocketStream: ByteStream {
     public init(_ connection: WebSocketConnection, delegate: ByteStreamDelegate? = nil) {
         self.connection = connection
         self.delegate = delegate
-        connection.onBinary = { [weak self] bytes in self?.deliver(bytes) }
-        connection.onText = { [weak self] text in self?.deliver(Array(text.utf8)) }
+        connection.onBinaryBytes = { [weak self] bytes in self?.deliver(bytes) }
+        connection.onText = { [weak self] text in Array(text.utf8).withUnsafeBytes { self?.deliver($0) } }
         connection.onWritabilityChanged = { [weak self] w in if let self { self.delegate?.stream(self, writabilityChanged: w) } }
         connection.onClose = { [weak self] code, reason, error in self?.connectionClosed(code, reason, error) }
     }
 
-    private func deliver(_ bytes: [UInt8]) {
+    private func deliver(_ bytes: UnsafeRawBufferPointer) {
         guard !closed, !bytes.isEmpty else { return }
-        bytes.withUnsafeBytes { delegate?.stream(self, didRead: $0) }
+        delegate?.stream(self, didRead: bytes)
     }
 
     private func connectionClosed(_ code: UInt16?, _ reason: String, _ error: ConnectionError?) {
