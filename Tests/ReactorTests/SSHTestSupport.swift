@@ -47,20 +47,6 @@ func runCommand(_ path: String, _ args: [String]) throws -> (Int32, String) {
     return (status, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
 }
 
-/// A free TCP port on 127.0.0.1 (bound to 0, read back, released).
-func freeLoopbackPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { Glibc.close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}
-
 /// Host keys and a client key, generated once per test process.
 final class SSHTestKeys: Sendable {
     static let shared: SSHTestKeys? = try? SSHTestKeys()
@@ -104,7 +90,7 @@ final class SSHDPeer {
             throw SSHError.closed("/usr/sbin/sshd is missing: apt-get install -y openssh-server")
         }
         guard let keys = SSHTestKeys.shared else { throw SSHError.closed("could not generate test keys with ssh-keygen") }
-        port = freeLoopbackPort()
+        port = try freeLocalPort()
         dir = NSTemporaryDirectory() + "sshd-\(getpid())-\(port)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
