@@ -113,6 +113,36 @@ final class TCPConnectionTests: XCTestCase {
         listener.close()
     }
 
+    /// Both directions shut while our reader is paused: epoll reports the hangup whatever the
+    /// interest, which once woke the loop on every turn (a busy spin) until reading resumed.
+    func testHangupWhilePausedDoesNotSpinAndResumeDeliversTheRest() throws {
+        let loop = try makeLoop()
+        let serverSide = Recorder()
+        serverSide.onEOF = { _ in }
+        var serverConn: TCPConnection?
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
+            let c = try! TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: serverSide)
+            c.write(Array("unread".utf8))
+            c.shutdownWrite()
+            serverConn = c
+        }
+        let client = Recorder()
+        client.onOpen = { s in s.pauseReading(); s.shutdownWrite() }
+        let conn = try TCPConnection.connect(loop: loop, to: listener.address, timeout: .seconds(5), delegate: client)
+        XCTAssertTrue(loop.run(until: { serverSide.eof && serverConn != nil }, timeout: .seconds(5)))
+        // Turns of the loop over a quiet stretch: a handful, not one per epoll_wait that returns at once.
+        let before = loop.iterations
+        _ = loop.run(until: { false }, timeout: .milliseconds(300))
+        XCTAssertLessThan(loop.iterations - before, 50, "the loop kept waking for the hangup")
+        XCTAssertEqual(client.received, [])
+        conn.resumeReading()
+        XCTAssertTrue(loop.run(until: { client.isClosed }, timeout: .seconds(5)))
+        XCTAssertEqual(String(decoding: client.received, as: UTF8.self), "unread")
+        XCTAssertTrue(client.eof)
+        _ = serverConn
+        listener.close()
+    }
+
     func testServerHalfCloseStillReceivesTheClientsData() throws {
         let loop = try makeLoop()
         // The server says its piece and shuts down writing, then keeps reading until the client ends.

@@ -1,3 +1,5 @@
+import CShims
+import Foundation
 import Glibc
 import XCTest
 @testable import Reactor

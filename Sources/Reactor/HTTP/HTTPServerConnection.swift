@@ -178,6 +178,11 @@ final class HTTPServerConnection {
         // client still sends for a moment. Closing with unread input would send a reset that
         // can destroy the answer (a 413 to an upload in flight) before the client reads it.
         stream.shutdownWrite()
+        if readPaused {
+            // The drain needs reads, even if pipelined input had paused them.
+            readPaused = false
+            stream.resumeReading()
+        }
         let d = loop.now + configuration.lingerTimeout
         deadline = d
         timer?.cancel()

@@ -41,6 +41,8 @@ public final class TCPConnection: IOHandler, ByteStream {
 
     private var writeQueue = WriteQueue()
     private var readingPaused = false
+    /// Out of epoll after a hangup that arrived while reading was paused (see handleIO).
+    private var parkedOnHangup = false
     private var readEOF = false
     private var shutdownPending = false
     private var writeShut = false
@@ -106,6 +108,14 @@ public final class TCPConnection: IOHandler, ByteStream {
 
     public func resumeReading() {
         readingPaused = false
+        if parkedOnHangup {
+            // Watched again (see handleIO); the unread input and the EOF are read now.
+            parkedOnHangup = false
+            do { try loop.register(fd: fd, interest: [], handler: self) } catch {
+                close(.system(SocketError(operation: "epoll_ctl", errno: shim_errno())))
+                return
+            }
+        }
         updateInterest()
     }
 
@@ -243,7 +253,15 @@ public final class TCPConnection: IOHandler, ByteStream {
             if err != 0 { close(.system(SocketError(operation: "socket", errno: err))) } else { close() }
             return
         }
-        if events.contains(.readable) || (events.contains(.hangup) && !readEOF) || events.contains(.error) {
+        if events.contains(.hangup) && readingPaused && !readEOF {
+            // Both directions are shut but our reader has paused: epoll reports the hangup
+            // whatever the interest mask, so the fd leaves epoll until reading resumes instead of
+            // waking the loop on every turn.
+            loop.deregister(fd: fd)
+            parkedOnHangup = true
+            return
+        }
+        if events.contains(.readable) || events.contains(.hangup) {
             readAvailable()
         }
     }
