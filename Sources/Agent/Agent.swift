@@ -180,9 +180,9 @@ public final class Agent {
         return checks
     }
 
-    /// Stops accepting work, closes connections, then calls `done`. Bounded: `done` runs within
-    /// `grace` even if a peer does not cooperate.
-    public func shutdown(signal: Int32, grace: TimeAmount = .milliseconds(800), done: @escaping () -> Void) {
+    /// Stops accepting work and closes every connection (closing frames are queued, not waited
+    /// for), then calls `done` at the end of this loop turn. A second call does nothing.
+    public func shutdown(signal: Int32, done: @escaping () -> Void) {
         guard !shuttingDown else { return }
         shuttingDown = true
         logger.info("shutdown requested", metadata: ["signal": "\(signalName(signal))"])
@@ -190,14 +190,7 @@ public final class Agent {
         tunnel?.shutdown()
         server?.close()
         httpClient.closeIdle()
-        var finished = false
-        let finish = {
-            guard !finished else { return }
-            finished = true
-            done()
-        }
-        loop.schedule(in: grace) { finish() }
-        loop.deferred { finish() }
+        loop.deferred(done)
     }
 
     public func reload() {

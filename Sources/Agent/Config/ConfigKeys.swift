@@ -235,13 +235,11 @@ enum ConfigKeys {
         }
     }
 
-    /// `http://host...` or `https://host...` with a non-empty host.
+    /// `http://host...` or `https://host...` that the HTTP client can use (a host, a valid port),
+    /// so a URL the agent accepts at start is one its requests can reach.
     static func isHTTPURL(_ text: String) -> Bool {
-        for scheme in ["https://", "http://"] where text.lowercased().hasPrefix(scheme) {
-            let rest = text.dropFirst(scheme.count)
-            let host = rest.prefix(while: { $0 != "/" && $0 != "?" && $0 != "#" })
-            return !host.isEmpty && !host.contains(" ")
-        }
-        return false
+        let lower = text.lowercased()
+        guard lower.hasPrefix("http://") || lower.hasPrefix("https://"), !text.contains(" ") else { return false }
+        return (try? HTTPClientRequest.parseURL(text)) != nil
     }
 }

@@ -85,7 +85,8 @@ public enum ConfigPrinter {
             case "\t": out += "\\t"
             case "\r": out += "\\r"
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
+                // YAML allows no C0 or C1 control characters, nor DEL, unescaped.
+                if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
                     let hex = String(scalar.value, radix: 16)
                     out += "\\x" + (hex.count < 2 ? "0" + hex : hex)
                 } else {

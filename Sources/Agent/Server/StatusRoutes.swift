@@ -11,10 +11,10 @@ struct StatusRoutes {
         router.add("GET", "/health") { _, responder in
             responder.sendJSON(200, bytes: health.current())
         }
-        let version = Array(jsonText([
+        let version = JSONValue.sortedObject([
             "version": AgentVersion.version, "git_commit": AgentVersion.gitCommit, "build_date": AgentVersion.buildDate,
             "swift_version": AgentVersion.swiftVersion, "full_version": AgentVersion.full,
-        ]).utf8)
+        ]).bytes
         router.add("GET", "/version") { _, responder in
             responder.sendJSON(200, bytes: version)
         }
@@ -33,23 +33,18 @@ struct StatusRoutes {
 
 /// `{"status":"healthy","timestamp":…,"version":…}`, rebuilt when the second changes.
 final class HealthBody {
-    private var second: UInt64 = 0
+    private var second: Int64 = 0
     private var body: [UInt8] = []
 
     func current() -> [UInt8] {
-        let now = Timestamp.nowNanoseconds() / 1_000_000_000
+        let now = Timestamp.nowSeconds()
         if now != second || body.isEmpty {
             second = now
-            body = Array(jsonText(["status": "healthy", "version": AgentVersion.version,
-                                   "timestamp": Timestamp.rfc3339(nanoseconds: now * 1_000_000_000, fractionDigits: 0)]).utf8)
+            body = JSONValue.sortedObject(["status": "healthy", "version": AgentVersion.version,
+                                           "timestamp": Timestamp.rfc3339(seconds: now)]).bytes
         }
         return body
     }
-}
-
-/// A flat JSON object of strings, keys sorted.
-func jsonText(_ fields: [String: String]) -> String {
-    "{" + fields.sorted { $0.key < $1.key }.map { "\(JSONText.quoted($0.key)):\(JSONText.quoted($0.value))" }.joined(separator: ",") + "}"
 }
 
 struct ReadinessCheck {
