@@ -67,3 +67,11 @@ public protocol ByteStreamReadTarget: ByteStreamDelegate {
     /// `count` bytes were read into the start of the space `readSpace` returned last.
     func stream(_ stream: ByteStream, didReadInto count: Int)
 }
+
+/// A stream that can finish sending what it has queued and then close (`close` drops it).
+public protocol FlushClosable: AnyObject {
+    func closeWhenFlushed()
+}
+
+extension TCPConnection: FlushClosable {}
+extension HostConnection: FlushClosable {}

@@ -14,6 +14,7 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
     private var candidates: [SocketAddress] = []
     private var pending = ByteBuffer()
     private var wantShutdown = false
+    private var wantCloseWhenFlushed = false
     private var readingPaused = false
     private var closed = false
     private var lastError: ConnectionError?
@@ -96,6 +97,13 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
 
     public func close(_ reason: ConnectionError?) { finish(reason) }
 
+    /// Sends everything written so far, then closes; before the connection is up, that happens
+    /// once it opens. (`close` drops what is still queued.)
+    public func closeWhenFlushed() {
+        guard !closed else { return }
+        if let c = connection, c.state == .open { c.closeWhenFlushed() } else { wantCloseWhenFlushed = true }
+    }
+
     public func pauseReading() {
         readingPaused = true
         connection?.pauseReading()
@@ -118,6 +126,7 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
             pending = ByteBuffer()
         }
         if wantShutdown { c.shutdownWrite() }
+        if wantCloseWhenFlushed { c.closeWhenFlushed() }
         delegate?.streamDidOpen(self)
     }
 

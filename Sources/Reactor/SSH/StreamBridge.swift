@@ -1,9 +1,3 @@
-/// A stream that can finish sending what it has queued and then close.
-public protocol FlushClosable: AnyObject {
-    func closeWhenFlushed()
-}
-
-extension TCPConnection: FlushClosable {}
 extension SSHChannel: FlushClosable {}
 
 /// Pipes two ByteStreams into each other with backpressure both ways: when one side's write

@@ -1,0 +1,47 @@
+import XCTest
+@testable import Reactor
+
+final class StreamBridgeTests: XCTestCase {
+    /// The source sends everything and ends while the local service is not reading yet: the
+    /// bridge must let the HostConnection (how tunnels dial local services) send what it still
+    /// holds before closing. `close` there once dropped up to its high-water mark of data.
+    func testEndOfStreamFlushesWhatAHostConnectionStillHolds() throws {
+        let loop = try makeLoop()
+        let resolver = try Resolver(loop: loop)
+        let payload = makePattern(count: 4 << 20, seed: 7)
+
+        let service = Recorder()
+        service.onEOF = { s in s.close(nil) }
+        var serviceConn: TCPConnection?
+        let serviceListener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
+            guard let c = try? TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: service) else { return }
+            c.pauseReading()   // a slow local service: reads only later
+            serviceConn = c
+        }
+        var bridge: StreamBridge?
+        var inbound: TCPConnection?
+        let bridgeListener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
+            guard let a = try? TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: nil) else { return }
+            let h = HostConnection(loop: loop, resolver: resolver, host: "127.0.0.1", port: serviceListener.address.port,
+                                   timeout: .seconds(5), delegate: nil)
+            let b = StreamBridge(a, h)
+            b.start()
+            bridge = b
+            inbound = a
+        }
+        let source = Recorder()
+        source.onOpen = { s in s.write(payload); s.shutdownWrite() }
+        source.onEOF = { s in s.close(nil) }
+        let client = try TCPConnection.connect(loop: loop, to: bridgeListener.address, timeout: .seconds(5), delegate: source)
+        // Everything has left the source and the bridge has seen its end.
+        XCTAssertTrue(loop.run(until: { client.queuedBytes == 0 && serviceConn != nil && inbound?.state == .closed },
+                               timeout: .seconds(20)))
+        serviceConn?.resumeReading()
+        XCTAssertTrue(loop.run(until: { service.isClosed }, timeout: .seconds(20)), "received \(service.received.count)")
+        XCTAssertEqual(service.received.count, payload.count)
+        XCTAssertTrue(service.received == payload)
+        XCTAssertTrue(bridge?.isFinished ?? false)
+        serviceListener.close()
+        bridgeListener.close()
+    }
+}
