@@ -24,9 +24,12 @@ final class TLSOverMemoryStreamTests: XCTestCase {
         XCTAssertTrue(loop.run(until: { serverEvents.text == "sent before the handshake finished" }, timeout: .seconds(10)))
 
         let big = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 % 251) }
+        let writesBefore = b.writeCount
         server.write(big)
         XCTAssertTrue(loop.run(until: { clientEvents.received.count >= big.count }, timeout: .seconds(10)))
         XCTAssertTrue(clientEvents.received == big)
+        // Each 64 KiB plaintext chunk leaves as one lower write (its records whole), not two.
+        XCTAssertEqual(b.writeCount - writesBefore, (big.count + TLSStream.writeChunk - 1) / TLSStream.writeChunk)
 
         client.close()
         XCTAssertTrue(clientEvents.closed)
@@ -55,8 +58,11 @@ final class MemoryStream: ByteStream {
         return (a, b)
     }
 
+    private(set) var writeCount = 0
+
     func write(_ bytes: UnsafeRawBufferPointer) {
         guard !closed else { return }
+        writeCount += 1
         let copy = Array(bytes)
         loop.deferred { [weak peer] in
             guard let peer, !peer.closed else { return }

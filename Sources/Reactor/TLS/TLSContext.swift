@@ -14,6 +14,10 @@ public final class TLSContext {
     /// Where outgoing ciphertext is staged on its way from an engine to its transport; shared
     /// by the context's sessions because they all run on one loop thread.
     private let scratch: UnsafeMutableRawBufferPointer
+    /// One write chunk's ciphertext (`TLSStream.writeChunk` of plaintext plus the headers, tags
+    /// and padding of its records), so a chunk leaves in one piece instead of a full buffer and
+    /// a tail of a few dozen bytes sent on its own.
+    static let scratchBytes = 64 * 1024 + 4096
     private var scratchInUse = false
 
     public init(_ configuration: TLSConfiguration) throws(TLSConfigurationError) {
@@ -33,7 +37,7 @@ public final class TLSContext {
             throw error
         }
         self.alpnList = alpnList
-        self.scratch = .allocate(byteCount: 64 * 1024, alignment: 16)
+        self.scratch = .allocate(byteCount: Self.scratchBytes, alignment: 16)
     }
 
     deinit {

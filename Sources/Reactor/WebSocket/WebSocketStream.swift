@@ -40,7 +40,9 @@ public final class WebSocketStream: ByteStream {
 
     /// Large writes are cut up so that no peer has to buffer a huge message (servers often limit
     /// message size; chisel's own server sends messages of about 28 KB).
-    public var maxMessageBytes = 64 * 1024
+    /// 64 KiB less the frame header (4 bytes for a 16-bit length, 4 of mask), so one frame fills
+    /// one 64 KiB TLS write chunk exactly instead of spilling its tail into a record of its own.
+    public var maxMessageBytes = 64 * 1024 - 8
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard !closed, bytes.count > 0 else { return }
