@@ -44,6 +44,9 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     /// the packets of that read still lie in the decoder's buffer).
     private var heldInput: [UInt8] = []
     private var flushing = false
+    /// A flush waits for the end of the loop turn: a channel writing one 256 KiB read sends up to
+    /// eight packets, and they leave in one stream write (one WebSocket frame, one TLS write).
+    private var flushScheduled = false
     /// The bytes being handed to the stream; swapped with the transport's output buffer.
     private var outgoing: [UInt8] = []
     private var handshakeTimer: LoopTimer?
@@ -178,6 +181,7 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
 
     private func finish(_ error: SSHError?) {
         guard state != .closed else { return }
+        flush()   // what channels queued this turn, before the stream closes
         state = .closed
         handshakeTimer?.cancel(); handshakeTimer = nil
         rekeyTimer?.cancel(); rekeyTimer = nil
@@ -267,7 +271,13 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
         loop.deferred { [weak self] in self?.fail(error) }
     }
     func sessionHasOutput(_ session: SSHSession) {
-        if !receiving { flush() }
+        guard !receiving, !flushScheduled else { return }   // a receive flushes when it ends
+        flushScheduled = true
+        loop.deferred { [weak self] in
+            guard let self else { return }
+            self.flushScheduled = false
+            self.flush()
+        }
     }
 }
 
