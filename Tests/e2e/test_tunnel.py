@@ -288,3 +288,15 @@ def test_a_long_transfer_on_one_connection_is_activity_and_is_counted_while_open
     fw = {f["name"]: f for f in hb["metadata"]["forwards"]}["echo"]
     assert fw["active_connections"] == 1
     assert fw["bytes_in"] >= sent and fw["bytes_out"] >= sent, fw
+
+
+def test_an_agent_without_a_chisel_tunnel_does_not_poll_the_tunnel_status(cp, hello, agents):
+    agent = agents(cp.api_url, {"kubernetes-api": f"127.0.0.1:{hello.port}"}, name="no-tunnel-agent")
+    agent.stop()
+    text = open(agent.config_path).read().replace("tunnel:\n  enabled: true\n", "tunnel:\n  enabled: false\n")
+    open(agent.config_path, "w").write(text)
+    since = cp.requests_for("heartbeat")[-1]["seq"] if cp.requests_for("heartbeat") else 0
+    polls_before = len(cp.requests_for("tunnel_status"))
+    agent = agents.restart(agent)
+    cp.wait_requests("heartbeat", since=since, count=3)
+    assert len(cp.requests_for("tunnel_status")) == polls_before, "polled with the tunnel disabled"

@@ -67,7 +67,8 @@ public final class ControlPlaneClient {
 
     public func start() {
         register(resume: state.clusterID != nil)
-        poll()
+        // The poll only steers the chisel tunnel; with none (disabled, or SSH mode) nobody reads it.
+        if config.tunnel.enabled && config.tunnel.mode == .chisel { poll() }
     }
 
     public func stop() {
