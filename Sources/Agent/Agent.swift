@@ -19,6 +19,8 @@ public final class Agent {
     public private(set) var tunnel: TunnelManager?
     public private(set) var server: HTTPServer?
     private var shuttingDown = false
+    /// Why the SSH tunnel could not start (bad server address or key); reported on `/ready`.
+    private var tunnelStartError: String?
 
     public init(loop: EventLoop, config: AgentConfig, environment: [String: String]) throws {
         self.loop = loop
@@ -104,6 +106,7 @@ public final class Agent {
             }
         } catch {
             logger.error("SSH tunnel not started", metadata: ["error": "\(error)"])
+            tunnelStartError = "not started: \(error)"
             return
         }
         let desired = DesiredTunnel(
@@ -173,6 +176,8 @@ public final class Agent {
                 case .disconnected: checks["tunnel"] = ReadinessCheck(ok: false, detail: "down: \(t.lastError ?? "unknown")")
                 }
             }
+        } else if let e = tunnelStartError {
+            checks["tunnel"] = ReadinessCheck(ok: false, detail: e)
         } else {
             checks["tunnel"] = ReadinessCheck(ok: true, detail: config.tunnel.enabled ? "mode \(config.tunnel.mode.rawValue)" : "disabled")
         }
