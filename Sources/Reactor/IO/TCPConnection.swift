@@ -129,8 +129,13 @@ public final class TCPConnection: IOHandler, ByteStream {
         if state == .open && writeQueue.isEmpty {
             // Write now; arm EPOLLOUT only for what the socket did not take.
             while offset < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n > 0 { offset += n; continue }
+                let asked = bytes.count - offset
+                let n = Glibc.write(fd, bytes.baseAddress! + offset, asked)
+                if n > 0 {
+                    offset += n
+                    if n < asked { break }   // the socket buffer is full: another try would be EAGAIN
+                    continue
+                }
                 let e = shim_errno()
                 if n < 0 && e == EINTR { continue }
                 if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }

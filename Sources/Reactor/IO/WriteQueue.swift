@@ -60,12 +60,14 @@ struct WriteQueue {
     mutating func flush(fd: Int32, pool: ChunkPool) -> Result<Int, SocketError> {
         var total = 0
         while count > 0 {
+            var asked = 0
             let n = withUnsafeTemporaryAllocation(of: iovec.self, capacity: 64) { iov -> Int in
                 var used = 0
                 var i = head
                 while i < chunks.count && used < 64 {
                     let c = chunks[i]
                     iov[used] = iovec(iov_base: c.base + c.start, iov_len: c.count)
+                    asked += c.count
                     used += 1
                     i += 1
                 }
@@ -79,6 +81,7 @@ struct WriteQueue {
             }
             consume(n, pool: pool)
             total += n
+            if n < asked { break }   // the socket buffer is full: another try would be EAGAIN
         }
         return .success(total)
     }
@@ -97,7 +100,8 @@ struct WriteQueue {
             }
         }
         if head == chunks.count {
-            chunks.removeAll(keepingCapacity: false)
+            // A few references are kept for the next burst; a big backlog's array is let go.
+            chunks.removeAll(keepingCapacity: chunks.capacity <= 64)
             head = 0
         } else if head > 32 {
             chunks.removeFirst(head)
