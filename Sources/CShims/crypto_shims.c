@@ -119,26 +119,6 @@ int shim_digest(int kind, const uint8_t *data, size_t len, uint8_t *out) {
     return (int)outl;
 }
 
-EVP_MD_CTX *shim_digest_new(int kind) {
-    const EVP_MD *md = md_of(kind);
-    if (md == NULL) return NULL;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL) return NULL;
-    if (EVP_DigestInit_ex(ctx, md, NULL) != 1) { EVP_MD_CTX_free(ctx); return NULL; }
-    return ctx;
-}
-
-int shim_digest_update(EVP_MD_CTX *ctx, const uint8_t *data, size_t len) {
-    return EVP_DigestUpdate(ctx, data, len) == 1;
-}
-
-int shim_digest_final(EVP_MD_CTX *ctx, uint8_t *out) {
-    unsigned int outl = 0;
-    int ok = EVP_DigestFinal_ex(ctx, out, &outl) == 1;
-    EVP_MD_CTX_free(ctx);
-    return ok ? (int)outl : 0;
-}
-
 int shim_x25519_keygen(uint8_t priv[32], uint8_t pub[32]) {
     if (RAND_bytes(priv, 32) != 1) return 0;
     EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);

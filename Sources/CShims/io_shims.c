@@ -130,10 +130,8 @@ int shim_sockaddr_family(const struct sockaddr_storage *addr) { return addr->ss_
 
 ssize_t shim_readv(int fd, const struct iovec *iov, int count) { return readv(fd, iov, count); }
 ssize_t shim_writev(int fd, const struct iovec *iov, int count) { return writev(fd, iov, count); }
-int shim_iov_max(void) { return IOV_MAX; }
 
 int shim_errno(void) { return errno; }
-void shim_set_errno(int value) { errno = value; }
 
 const char *shim_errno_name(int err) {
     switch (err) {

@@ -36,9 +36,6 @@ int shim_poly1305(EVP_MAC_CTX *ctx, const uint8_t key[32], const uint8_t *data, 
 
 // Digests: kind 1 sha256, 2 sha512, 3 md5, 4 sha384. Returns the digest length or 0.
 int shim_digest(int kind, const uint8_t *data, size_t len, uint8_t *out);
-EVP_MD_CTX *shim_digest_new(int kind);
-int shim_digest_update(EVP_MD_CTX *ctx, const uint8_t *data, size_t len);
-int shim_digest_final(EVP_MD_CTX *ctx, uint8_t *out);   // frees ctx; returns length or 0
 
 // Key agreement. X25519 with raw keys; P-256 with an opaque private key.
 int shim_x25519_keygen(uint8_t priv[32], uint8_t pub[32]);

@@ -68,11 +68,9 @@ int shim_sockaddr_family(const struct sockaddr_storage *addr);
 
 ssize_t shim_readv(int fd, const struct iovec *iov, int count);
 ssize_t shim_writev(int fd, const struct iovec *iov, int count);
-int shim_iov_max(void);
 
 // errno
 int shim_errno(void);
-void shim_set_errno(int value);
 // "EAGAIN", "ECONNREFUSED", ...; "E<number>" for the rare ones.
 const char *shim_errno_name(int err);
 

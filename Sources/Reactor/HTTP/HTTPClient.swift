@@ -18,7 +18,6 @@ public final class HTTPClient {
         self.proxies = proxies
     }
 
-    public var idleConnectionCount: Int { idle.values.reduce(0) { $0 + $1.count } }
 
     /// Streams the response: `onHead` once, `onBody` per chunk, then `onComplete` with the
     /// trailers or the error. `timeout` covers connecting and the whole response (nil: none).

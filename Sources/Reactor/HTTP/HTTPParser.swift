@@ -67,7 +67,6 @@ public struct HTTPParser {
     /// Between messages with nothing buffered.
     public var isIdle: Bool { state == .head && buffer.isEmpty }
     /// Between messages (possibly with the start of the next one buffered).
-    public var isAtMessageBoundary: Bool { state == .head }
     /// The stream switched protocol (101, CONNECT): `takeBufferedBytes()` has what followed.
     public var isStopped: Bool { state == .stopped }
 

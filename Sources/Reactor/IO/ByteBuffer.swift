@@ -49,17 +49,6 @@ public struct ByteBuffer: Sendable, Equatable {
         withUnsafeBytes(of: value.bigEndian) { append($0) }
     }
 
-    /// Appends `count` bytes written in place by `body` (which returns how many it wrote).
-    public mutating func appendInPlace(upTo count: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows {
-        makeRoom(for: count)
-        let start = storage.count
-        storage.append(contentsOf: repeatElement(0, count: count))
-        let written = try storage.withUnsafeMutableBytes { raw in
-            try body(UnsafeMutableRawBufferPointer(rebasing: raw[start..<start + count]))
-        }
-        storage.removeLast(count - written)
-    }
-
     // MARK: Reading
 
     public func withReadableBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {

@@ -30,7 +30,6 @@ public final class ChunkPool {
         if free.count < limit { free.append(chunk) }
     }
 
-    public var freeCount: Int { free.count }
 }
 
 /// Bytes waiting to be written to one socket, flushed with writev.

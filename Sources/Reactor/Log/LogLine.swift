@@ -22,12 +22,6 @@ public struct LineLogHandler: LogHandler {
         self.fd = fd
     }
 
-    /// JSON unless stderr is a terminal and the caller did not insist on JSON.
-    public static func defaultFormat(requested: String?) -> Format {
-        if let r = requested, let f = Format(rawValue: r) { return f }
-        return isatty(2) != 0 ? .console : .json
-    }
-
     /// Installs this handler for every logger in the process.
     public static func bootstrap(level: Logger.Level, format: Format) {
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }

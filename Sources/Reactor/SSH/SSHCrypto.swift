@@ -16,15 +16,6 @@ public enum SSHDigest: Int32, Sendable {
     }
 }
 
-/// An incremental hash (exchange hash, key derivation).
-struct SSHHasher {
-    private var parts: [UInt8] = []
-    let digest: SSHDigest
-    init(_ digest: SSHDigest) { self.digest = digest }
-    mutating func update<C: Collection>(_ data: C) where C.Element == UInt8 { parts.append(contentsOf: data) }
-    func finish() -> [UInt8] { digest.hash(parts) }
-}
-
 enum SSHRandom {
     static func bytes(_ count: Int) throws(SSHError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)

@@ -50,7 +50,6 @@ final class SSHTransport {
         decoder.maxPacketLength = config.maxPacketLength
     }
 
-    var isKexActive: Bool { kex != nil }
     /// Upper-layer sends go out now (not queued behind a key exchange).
     var canSendNow: Bool { kex == nil || kex?.newKeysSent == true || kex?.ourKexInit == nil }
 
@@ -284,14 +283,12 @@ final class SSHTransport {
         var k: [UInt8] = []
         k.sshMPInt(secret)
         let digest = SSHAlgorithms.kexDigest(n.kex)
-        var h = SSHHasher(digest)
         var buf: [UInt8] = []
         buf.sshString(config.banner); buf.sshString(serverBanner ?? "")
         buf.sshString(ours); buf.sshString(theirs)
         buf.sshString(hostKeyBlob); buf.sshString(state.clientPublic); buf.sshString(serverPublic)
         buf.append(contentsOf: k)
-        h.update(buf)
-        let exchangeHash = h.finish()
+        let exchangeHash = digest.hash(buf)
         let key = try SSHHostKey(blob: hostKeyBlob)
         try key.verify(signature: signature, message: exchangeHash, algorithm: n.hostKey)
         if let known = hostKey {

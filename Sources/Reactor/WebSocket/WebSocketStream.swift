@@ -5,7 +5,6 @@ public final class WebSocketStream: ByteStream {
     public let connection: WebSocketConnection
     public weak var delegate: ByteStreamDelegate?
     private var closed = false
-    private var eofDelivered = false
 
     public var loop: EventLoop { connection.loop }
     public var isWritable: Bool { connection.isWritable }
