@@ -8,6 +8,8 @@ final class SSHChannelTests: XCTestCase {
         let loop: EventLoop
         var canSendChannelData = true
         var collectsChannelData = false
+        var receiveBatch: UInt64 = 0
+        var holdsWindowAdjusts = false
         var sent: [[UInt8]] = []
         var collected: [SSHChannel] = []
         init(loop: EventLoop) { self.loop = loop }
@@ -16,6 +18,7 @@ final class SSHChannelTests: XCTestCase {
         func channelHasCollectedData(_ channel: SSHChannel) { collected.append(channel) }
         /// One read's worth of channel messages, then the end-of-read delivery.
         func batch(_ body: () throws -> Void) rethrows {
+            receiveBatch += 1
             collectsChannelData = true
             defer {
                 collectsChannelData = false

@@ -5,13 +5,15 @@ import XCTest
 @testable import Reactor
 
 /// A server that echoes every byte back, pausing its reads while the echo can't be written
-/// (backpressure), and counting what it saw.
+/// (backpressure), and counting what it saw. With `echoes` off it only counts (a sink).
 final class EchoServer: ByteStreamDelegate {
     let loop: EventLoop
     var listener: TCPListener!
     var connections: [ObjectIdentifier: TCPConnection] = [:]
     var closed = 0
     var accepted = 0
+    var echoes = true
+    var receivedBytes = 0
 
     init(loop: EventLoop) throws {
         self.loop = loop
@@ -27,6 +29,8 @@ final class EchoServer: ByteStreamDelegate {
     func close() { listener.close() }
 
     func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
+        receivedBytes += bytes.count
+        guard echoes else { return }
         stream.write(bytes)
         if !stream.isWritable { stream.pauseReading() }
     }

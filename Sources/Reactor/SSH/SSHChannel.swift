@@ -13,6 +13,10 @@ protocol SSHChannelHost: AnyObject {
     var collectsChannelData: Bool { get }
     /// The channel collected its first data of this batch: call its `deliverBatch` at the end.
     func channelHasCollectedData(_ channel: SSHChannel)
+    /// Counts batches of input; a channel notes the one its last data came in.
+    var receiveBatch: UInt64 { get }
+    /// True while a key re-exchange waits for windows to drain, or runs: no window adjusts.
+    var holdsWindowAdjusts: Bool { get }
 }
 
 /// One SSH channel (RFC 4254 section 5) seen as a `ByteStream`. Flow control: we grant the
@@ -40,6 +44,8 @@ public final class SSHChannel: ByteStream {
     private var remoteMaxPacket: Int
     private(set) var localWindow: UInt32
     private var consumed: UInt32 = 0
+    /// The host's `receiveBatch` when data last arrived.
+    private(set) var lastDataBatch: UInt64 = 0
     private var pendingOut = ByteBuffer()
     /// Received data kept aside (copied) while it cannot be handed on: reading paused, or a
     /// delivery in progress. Comes after `batch`, which is empty whenever this is not.
@@ -125,6 +131,7 @@ public final class SSHChannel: ByteStream {
             throw SSHError.protocolError("channel \(localID): peer sent \(bytes.count) bytes with only \(localWindow) bytes of window")
         }
         localWindow -= UInt32(bytes.count)
+        lastDataBatch = host?.receiveBatch ?? 0
         guard !notifiedClose, !bytes.isEmpty else { return }
         bytesRead &+= UInt64(bytes.count)
         if paused || delivering || !pendingIn.isEmpty {
@@ -277,10 +284,16 @@ public final class SSHChannel: ByteStream {
         }
     }
 
+    /// The host stopped holding window adjusts (a key re-exchange ended).
+    func windowHoldEnded() {
+        if !paused { maybeAdjustWindow() }
+    }
+
     private func maybeAdjustWindow() {
         // Top the window up once three packets' worth is consumed (as OpenSSH does), so the
         // sender never waits on an adjust while the consumer keeps up.
-        guard !paused, !receivedEOF, !sentClose, consumed >= min(initialWindow / 2, 3 * maxPacketIn) else { return }
+        guard !paused, !receivedEOF, !sentClose, host?.holdsWindowAdjusts != true,
+              consumed >= min(initialWindow / 2, 3 * maxPacketIn) else { return }
         let grant = consumed
         consumed = 0
         localWindow += grant

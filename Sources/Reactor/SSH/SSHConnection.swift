@@ -135,7 +135,7 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     }
 
     /// Starts a key re-exchange now (normally automatic after 1 GiB or 1 hour).
-    public func rekey() { perform { try session.transport.requestRekey() } }
+    public func rekey() { perform { try session.rekeyAfterDrain() } }
 
     /// Sends DISCONNECT (by application) and closes.
     public func close(_ error: SSHError? = nil) {

@@ -120,10 +120,96 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
     private var channelsDelivering: [SSHChannel] = []
 
     private func collectingChannelData(_ body: () throws -> Void) throws {
+        receiveBatch &+= 1
         collectsChannelData = true
-        defer { deliverCollected() }
-        try body()
-        if transport.canSendNow { flushChannels() }
+        do {
+            defer { deliverCollected() }
+            try body()
+            if transport.canSendNow { flushChannels() }
+        }
+        try startRekeyIfDrained()
+    }
+
+    /// Counts reads (batches of input), so a channel can tell whether data still flows to it.
+    private(set) var receiveBatch: UInt64 = 0
+
+    // MARK: Re-exchange after a drain
+
+    // A server with window left when a key exchange starts goes on reading its side of each
+    // forward into memory it may not send until the exchange ends (OpenSSH: up to the whole
+    // window per channel, grown and compacted in small steps, for as long as that backlog
+    // lasts). That costs it far more than a short pause. So when we want new keys we stop
+    // topping windows up, let what the server may still send arrive, and start the exchange
+    // once every channel that data still flows to has little window left. A channel whose data
+    // stopped with window unused cannot drain: when no data at all came for
+    // `rekeyDrainPatience`, or after `rekeyDrainLimit`, the exchange starts anyway. Windows
+    // reopen when it ends.
+    static let rekeyDrainWindowLeft: UInt32 = 64 * 1024
+    static let rekeyDrainPatience: TimeAmount = .milliseconds(50)
+    static let rekeyDrainLimit = 40   // patience periods: 2 s
+
+    /// True from a wanted re-exchange until it has finished: channels send no window adjusts.
+    private(set) var holdsWindowAdjusts = false
+    private var rekeyAwaitsDrain = false
+    private var rekeyDrainTimer: LoopTimer?
+    private var rekeyDrainPeriods = 0
+    private var rekeyDrainSeenBatch: UInt64 = 0
+    /// Re-exchanges we started, by how the wait for the windows ended.
+    private(set) var rekeysStartedDrained = 0, rekeysStartedOnTimeout = 0
+
+    /// Starts a key re-exchange once the channels' windows have drained (see above).
+    func rekeyAfterDrain() throws {
+        guard phase == .authenticated else { try transport.requestRekey(); return }
+        guard !rekeyAwaitsDrain else { return }
+        rekeyAwaitsDrain = true
+        holdsWindowAdjusts = true
+        rekeyDrainPeriods = 0
+        rekeyDrainSeenBatch = latestChannelDataBatch
+        scheduleRekeyDrainCheck()
+        try startRekeyIfDrained()
+    }
+
+    private var latestChannelDataBatch: UInt64 { channels.values.reduce(0) { max($0, $1.lastDataBatch) } }
+
+    private func scheduleRekeyDrainCheck() {
+        rekeyDrainTimer = loop.schedule(in: Self.rekeyDrainPatience) { [weak self] in
+            guard let self, self.rekeyAwaitsDrain else { return }
+            let latest = self.latestChannelDataBatch
+            self.rekeyDrainPeriods += 1
+            if latest != self.rekeyDrainSeenBatch && self.rekeyDrainPeriods < Self.rekeyDrainLimit {
+                self.rekeyDrainSeenBatch = latest   // data still comes: the windows are draining
+                self.scheduleRekeyDrainCheck()
+                return
+            }
+            self.startDrainedRekey()
+        }
+    }
+
+    private func startRekeyIfDrained() throws {
+        guard rekeyAwaitsDrain else { return }
+        let recent = receiveBatch &- 1
+        for c in channels.values where c.lastDataBatch >= recent && c.localWindow > Self.rekeyDrainWindowLeft {
+            return
+        }
+        rekeyDrainTimer?.cancel()
+        rekeyDrainTimer = nil
+        rekeyAwaitsDrain = false
+        rekeysStartedDrained += 1
+        try transport.requestRekey()
+    }
+
+    private func startDrainedRekey() {
+        do {
+            rekeyDrainTimer = nil
+            rekeyAwaitsDrain = false
+            rekeysStartedOnTimeout += 1
+            try transport.requestRekey()
+            owner?.sessionHasOutput(self)
+        } catch let e as SSHError {
+            owner?.session(self, failedWith: e)
+        } catch {
+            owner?.session(self, failedWith: .crypto("\(error)"))
+        }
     }
 
     func channelHasCollectedData(_ channel: SSHChannel) {
@@ -146,6 +232,18 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
         var m: [UInt8] = [SSHMsg.serviceRequest]
         m.sshString("ssh-userauth")
         try transport.send(m)
+    }
+
+    func transportRekeyIsDue(_ transport: SSHTransport) throws { try rekeyAfterDrain() }
+
+    func transportDidCompleteRekey(_ transport: SSHTransport) {
+        // Also when the server started it: its new keys reset our byte counts as well.
+        rekeyDrainTimer?.cancel()
+        rekeyDrainTimer = nil
+        rekeyAwaitsDrain = false
+        guard holdsWindowAdjusts else { return }
+        holdsWindowAdjusts = false
+        for c in channels.values { c.windowHoldEnded() }
     }
 
     func transport(_ transport: SSHTransport, warning: String) { owner?.session(self, warning: warning) }
@@ -303,6 +401,8 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
 
     /// Ends every channel; the connection is gone.
     func closeAllChannels(_ error: ConnectionError?) {
+        rekeyDrainTimer?.cancel()
+        rekeyDrainTimer = nil
         let all = channels.values
         channels = [:]
         for c in all { c.connectionDidClose(error) }

@@ -20,6 +20,11 @@ protocol SSHTransportDelegate: AnyObject {
     func transport(_ transport: SSHTransport, didReceive payload: UnsafeRawBufferPointer) throws -> Bool
     func transport(_ transport: SSHTransport, warning: String)
     func transport(_ transport: SSHTransport, didVerifyHostKey key: SSHHostKey, negotiated: String)
+    /// Our byte limit for the keys was reached. The delegate starts the re-exchange with
+    /// `requestRekey` when it is ready (it may first let the channels' windows drain).
+    func transportRekeyIsDue(_ transport: SSHTransport) throws
+    /// A re-exchange (not the first) finished both ways.
+    func transportDidCompleteRekey(_ transport: SSHTransport)
 }
 
 /// The SSH transport (RFC 4253), sans I/O: identification lines, binary packets, key exchange
@@ -43,6 +48,8 @@ final class SSHTransport {
     private(set) var kexCount = 0
     private var kex: SSHKexState?
     private var queued: [[UInt8]] = []     // upper-layer payloads held while our kex runs
+    /// The byte limit was reached and the delegate was told; cleared when a kex starts.
+    private(set) var rekeyIsDue = false
     private var strict = false
 
     init(config: SSHTransportConfig) {
@@ -189,13 +196,15 @@ final class SSHTransport {
     }
 
     private func checkRekeyLimit() throws {
-        guard firstKexDone, kex == nil else { return }
+        guard firstKexDone, kex == nil, !rekeyIsDue else { return }
         if encoder.bytesSinceKex >= config.rekeyAfterBytes || decoder.bytesSinceKex >= config.rekeyAfterBytes {
-            try startKex()
+            rekeyIsDue = true
+            if let d = delegate { try d.transportRekeyIsDue(self) } else { try startKex() }
         }
     }
 
     private func startKex() throws {
+        rekeyIsDue = false
         var state = kex ?? SSHKexState()
         var m = SSHKexInit()
         m.cookie = try SSHRandom.bytes(16)
@@ -263,6 +272,8 @@ final class SSHTransport {
             if !firstKexDone {
                 firstKexDone = true
                 try delegate?.transportDidCompleteFirstKex(self)
+            } else {
+                delegate?.transportDidCompleteRekey(self)
             }
         default:
             throw SSHError.protocolError("unexpected key exchange message \(type)")
