@@ -74,6 +74,7 @@ int shim_set_int_option(int fd, int level, int name, int value) {
 }
 
 int shim_set_nodelay(int fd) { return shim_set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, 1); }
+int shim_set_quickack(int fd) { return shim_set_int_option(fd, IPPROTO_TCP, TCP_QUICKACK, 1); }
 int shim_set_reuseaddr(int fd) { return shim_set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1); }
 
 int shim_set_keepalive(int fd, int idle_s, int interval_s, int count) {

@@ -172,14 +172,15 @@ final class SSHForwardingTests: XCTestCase {
     }
 
     /// Streams `bytes` one way through the forward into the echo server, set to only count.
-    private func streamIntoSink(loop: EventLoop, port: Int, sink: EchoServer, bytes: Int) throws -> TCPConnection {
+    private func streamIntoSink(loop: EventLoop, port: Int, sink: EchoServer, bytes: Int,
+                                eachTurn: @escaping () -> Void = {}) throws -> TCPConnection {
         sink.echoes = false
         let start = sink.receivedBytes
         let sender = Recorder()
         let payload = [UInt8](repeating: 7, count: bytes)
         sender.onOpen = { s in payload.withUnsafeBytes { s.write($0) } }
         let client = try TCPConnection.connect(loop: loop, to: SocketAddress(ip: "127.0.0.1", port: port), timeout: .seconds(5), delegate: sender)
-        XCTAssertTrue(loop.run(until: { sink.receivedBytes - start >= bytes }, timeout: .seconds(30)),
+        XCTAssertTrue(loop.run(until: { eachTurn(); return sink.receivedBytes - start >= bytes }, timeout: .seconds(30)),
                       "the sink got \(sink.receivedBytes - start) of \(bytes) bytes")
         return client
     }
@@ -197,7 +198,21 @@ final class SSHForwardingTests: XCTestCase {
         defer { echo.close() }
         guard port > 0 else { return }
         let before = conn.keyExchangeCount
-        let client = try streamIntoSink(loop: loop, port: port, sink: echo, bytes: 16 * 1024 * 1024)
+        // ACKs are prompt exactly while keys are exchanged (sshd's kex replies must not wait on
+        // our delayed ACKs), and delayed again for the bulk data.
+        guard let tcp = conn.stream as? TCPConnection else { return XCTFail("not over TCP") }
+        var turnsExchanging = 0, promptWhileExchanging = 0, promptOtherwise = 0
+        let client = try streamIntoSink(loop: loop, port: port, sink: echo, bytes: 16 * 1024 * 1024) {
+            if conn.session.transport.isExchangingKeys {
+                turnsExchanging += 1
+                if tcp.acknowledgesPromptly { promptWhileExchanging += 1 }
+            } else if !conn.session.holdsWindowAdjusts && tcp.acknowledgesPromptly {
+                promptOtherwise += 1
+            }
+        }
+        XCTAssertGreaterThan(turnsExchanging, 0)
+        XCTAssertEqual(promptWhileExchanging, turnsExchanging)
+        XCTAssertEqual(promptOtherwise, 0)
         let drained = conn.session.rekeysStartedDrained, timedOut = conn.session.rekeysStartedOnTimeout
         XCTAssertGreaterThanOrEqual(conn.keyExchangeCount - before, 3, "drained: \(drained), on timeout: \(timedOut)")
         XCTAssertGreaterThanOrEqual(drained, 3, "re-exchanges started drained: \(drained), on timeout: \(timedOut)")

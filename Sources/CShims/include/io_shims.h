@@ -55,6 +55,7 @@ int shim_bind(int fd, const struct sockaddr_storage *addr, socklen_t len);
 int shim_socket_error(int fd);
 int shim_set_int_option(int fd, int level, int name, int value);
 int shim_set_nodelay(int fd);
+int shim_set_quickack(int fd);
 int shim_set_reuseaddr(int fd);
 int shim_set_keepalive(int fd, int idle_s, int interval_s, int count);
 int shim_local_address(int fd, struct sockaddr_storage *addr, socklen_t *len);

@@ -75,3 +75,11 @@ public protocol FlushClosable: AnyObject {
 
 extension TCPConnection: FlushClosable {}
 extension HostConnection: FlushClosable {}
+
+/// A stream over TCP that can ACK reads at once for a while (see `TCPConnection`).
+public protocol PromptAcknowledging: AnyObject {
+    var acknowledgesPromptly: Bool { get set }
+}
+
+extension TCPConnection: PromptAcknowledging {}
+extension HostConnection: PromptAcknowledging {}

@@ -46,6 +46,11 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
     }
 
     public var isWritable: Bool { connection?.isWritable ?? (pending.readableBytes < 256 * 1024) }
+
+    /// Passed to the TCP connection once there is one.
+    public var acknowledgesPromptly = false {
+        didSet { connection?.acknowledgesPromptly = acknowledgesPromptly }
+    }
     public var peer: SocketAddress? { connection?.peer }
 
     private func tryNext() {
@@ -59,6 +64,7 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
         do {
             let c = try TCPConnection.connect(loop: loop, to: address, timeout: remaining, delegate: self, label: label)
             connection = c
+            c.acknowledgesPromptly = acknowledgesPromptly
         } catch {
             lastError = .system(error)
             tryNext()

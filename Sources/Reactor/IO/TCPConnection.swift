@@ -38,6 +38,13 @@ public final class TCPConnection: IOHandler, ByteStream {
     public private(set) var bytesRead: UInt64 = 0
     public private(set) var bytesWritten: UInt64 = 0
     public var queuedBytes: Int { writeQueue.count }
+    /// ACK each read at once instead of delaying the ACK. For a request/response exchange with a
+    /// peer that leaves Nagle on (sshd outside interactive sessions): its small reply waits for
+    /// the ACK of its last data, and Linux delays that ACK up to 40 ms once it sees replies.
+    /// Linux drops quick-ACK mode by itself, so it is set again after every read.
+    public var acknowledgesPromptly = false {
+        didSet { if acknowledgesPromptly && !oldValue && state == .open { _ = shim_set_quickack(fd) } }
+    }
 
     private var writeQueue = WriteQueue()
     private var readingPaused = false
@@ -297,6 +304,7 @@ public final class TCPConnection: IOHandler, ByteStream {
             guard let start = buffer.baseAddress else { return }
             let n = Glibc.read(fd, start, buffer.count)
             if n > 0 {
+                if acknowledgesPromptly { _ = shim_set_quickack(fd) }
                 bytesRead &+= UInt64(n)
                 if let target, own?.isEmpty == false {
                     target.stream(self, didReadInto: n)

@@ -51,6 +51,7 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     private var outgoing: [UInt8] = []
     private var handshakeTimer: LoopTimer?
     private var rekeyTimer: LoopTimer?
+    private var acknowledgingPromptly = false
 
     /// Wraps `stream`. Call `start()` once the stream is open (the TCP helper does this itself).
     public init(loop: EventLoop, stream: ByteStream, config: SSHClientConfig, delegate: SSHConnectionDelegate?) {
@@ -167,6 +168,14 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
             outgoing.removeAll(keepingCapacity: true)
         }
         if state != .closed && !stream.isWritable { session.linkWritable = false }
+        // While keys are exchanged (or about to be), our ACKs go out at once: sshd leaves Nagle
+        // on for forwarding-only connections, so each of its small kex replies would otherwise
+        // wait for our delayed ACK of its last data (40 ms, seen on half the re-exchanges).
+        let exchanging = session.holdsWindowAdjusts || session.transport.isExchangingKeys
+        if exchanging != acknowledgingPromptly, let s = stream as? PromptAcknowledging {
+            acknowledgingPromptly = exchanging
+            s.acknowledgesPromptly = exchanging
+        }
     }
 
     private func fail(_ error: Error) {

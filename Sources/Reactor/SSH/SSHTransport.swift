@@ -57,6 +57,8 @@ final class SSHTransport {
         decoder.maxPacketLength = config.maxPacketLength
     }
 
+    var isExchangingKeys: Bool { kex != nil }
+
     /// Upper-layer sends go out now (not queued behind a key exchange).
     var canSendNow: Bool { kex == nil || kex?.newKeysSent == true || kex?.ourKexInit == nil }
 
