@@ -65,10 +65,11 @@ state:
   path: "$adir/state.json"
 YAML
 
-# This machine's speed drifts from minute to minute, so the two clients take turns, ROUNDS
-# times, and the medians are compared. Who goes first alternates (the second of a pair tended
-# to do better), so neither gets the warmer half of every round.
-ROUNDS=${BENCH_ROUNDS:-4}
+# This machine's speed drifts by up to 20 % from minute to minute, so the two clients take
+# turns, ROUNDS times, who goes first alternating (the second of a pair tended to do better).
+# Each round gives a ratio of two runs a few seconds apart; the table shows the median of those
+# paired ratios (and their range), which drift affects far less than a ratio of medians.
+ROUNDS=${BENCH_ROUNDS:-6}
 : > "$adir/agent.txt"; : > "$adir/ssh.txt"
 run_agent() {
   "$BIN/pipeops-agent" --config "$adir/agent.yaml" --log-level warning --log-format json >/dev/null 2>>"$adir/agent.log" & agent=$!
@@ -87,22 +88,29 @@ run_openssh() {
 for round in $(seq "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then run_agent; run_openssh; else run_openssh; run_agent; fi
 done
-med() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-col() { awk -v c="$2" '{print $c}' "$1" | med; }
-a_up=$(col "$adir/agent.txt" 1); a_down=$(col "$adir/agent.txt" 2); a_cpu=$(col "$adir/agent.txt" 3); a_hwm=$(col "$adir/agent.txt" 4)
-o_up=$(col "$adir/ssh.txt" 1); o_down=$(col "$adir/ssh.txt" 2); o_cpu=$(col "$adir/ssh.txt" 3); o_hwm=$(col "$adir/ssh.txt" 4)
 
-python3 - "$a_up" "$a_down" "$a_cpu" "$a_hwm" "$o_up" "$o_down" "$o_cpu" "$o_hwm" "$(machine_line)" <<'PY'
-import sys
-au, ad, ac, ah, ou, od, oc, oh = map(float, sys.argv[1:9])
-machine = sys.argv[9]
-out = [f"\n## SSH reverse forward (aes128-gcm, through one sshd; medians of rounds taking turns, order alternating): {machine}\n",
-       "| measure | agent (ssh mode) | OpenSSH ssh -N -R | ratio | target |", "|---|---|---|---|---|",
-       f"| into the forward (iperf3) | {au/1e6:.0f} MB/s | {ou/1e6:.0f} MB/s | {au/ou:.2f} x | >= 1.0 |",
-       f"| out of the forward (iperf3 -R) | {ad/1e6:.0f} MB/s | {od/1e6:.0f} MB/s | {ad/od:.2f} x | >= 1.0 |",
-       f"| client CPU per GiB | {ac:.2f} s | {oc:.2f} s | {ac/oc:.2f} x | <= 1.0 |",
-       f"| client peak RSS | {ah/1024:.1f} MiB | {oh/1024:.1f} MiB | {ah/oh:.2f} x | |"]
+python3 - "$adir/agent.txt" "$adir/ssh.txt" "$(machine_line)" <<'PY'
+import statistics, sys
+agent = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+ssh = [list(map(float, l.split())) for l in open(sys.argv[2]) if l.strip()]
+machine = sys.argv[3]
+def med(rows, c): return statistics.median(r[c] for r in rows)
+def paired(c):
+    ratios = sorted(a[c] / o[c] for a, o in zip(agent, ssh))
+    return statistics.median(ratios), ratios[0], ratios[-1]
+rows = [("into the forward (iperf3)", 0, lambda v: f"{v/1e6:.0f} MB/s", ">= 1.0"),
+        ("out of the forward (iperf3 -R)", 1, lambda v: f"{v/1e6:.0f} MB/s", ">= 1.0"),
+        ("client CPU per GiB", 2, lambda v: f"{v:.2f} s", "<= 1.0"),
+        ("client peak RSS", 3, lambda v: f"{v/1024:.1f} MiB", "")]
+out = [f"\n## SSH reverse forward (aes128-gcm, through one sshd; {len(agent)} rounds taking turns, order alternating): {machine}\n",
+       "| measure | agent (ssh mode), median | OpenSSH ssh -N -R, median | paired ratio: median (range) | target |",
+       "|---|---|---|---|---|"]
+for name, c, fmt, target in rows:
+    m, lo, hi = paired(c)
+    out.append(f"| {name} | {fmt(med(agent, c))} | {fmt(med(ssh, c))} | {m:.2f} x ({lo:.2f}-{hi:.2f}) | {target} |")
 text = "\n".join(out) + "\n"
+for i, (a, o) in enumerate(zip(agent, ssh)):
+    print(f"round {i + 1}: into {a[0]/1e6:.0f} vs {o[0]/1e6:.0f} MB/s, out {a[1]/1e6:.0f} vs {o[1]/1e6:.0f} MB/s, CPU/GiB {a[2]:.2f} vs {o[2]:.2f} s")
 print(text)
 open("bench/results/ssh.md", "a").write(text)
 PY

@@ -134,4 +134,23 @@ final class SSHChannelTests: XCTestCase {
             }
         }
     }
+
+    /// With the default 2 MiB window the peer gets more window once a quarter is consumed, in
+    /// one adjust, not every three packets: each adjust costs the (busy) server a message.
+    func testWindowIsToppedUpByQuarters() throws {
+        let host = FakeHost(loop: try makeLoop())
+        let channel = SSHChannel(host: host, loop: host.loop, type: "x", localID: 0, remoteID: 7, remoteWindow: 0,
+                                 remoteMaxPacket: 32768, initialWindow: 2 << 20, maxPacket: 32768)
+        let r = VectorRecorder()
+        channel.delegate = r
+        let packet = [UInt8](repeating: 1, count: 32768)
+        for _ in 0..<15 { try host.batch { try packet.withUnsafeBytes { try channel.receiveData($0) } } }
+        XCTAssertEqual(host.sent.count, 0, "no adjust before 512 KiB is consumed")
+        try host.batch { try packet.withUnsafeBytes { try channel.receiveData($0) } }
+        XCTAssertEqual(host.sent.count, 1)
+        let adjust = host.sent[0]
+        XCTAssertEqual(adjust.first, SSHMsg.channelWindowAdjust)
+        XCTAssertEqual(Array(adjust[5..<9]), [0, 8, 0, 0], "grants the 512 KiB consumed")
+        XCTAssertEqual(channel.localWindow, 2 << 20)
+    }
 }

@@ -2,7 +2,7 @@
 public struct SSHClientConfig: Sendable {
     public var transport = SSHTransportConfig()
     public var credentials: SSHCredentials
-    /// Window we grant each channel; topped up when half is consumed.
+    /// Window we grant each channel; topped up when a quarter is consumed.
     public var channelWindow: UInt32 = 2 * 1024 * 1024
     public var channelMaxPacket: UInt32 = 32 * 1024
     /// Banner exchange, key exchange and authentication must finish within this.
