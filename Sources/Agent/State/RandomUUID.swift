@@ -1,6 +1,8 @@
 import Glibc
 
-/// Random (version 4) UUIDs for agent IDs, from the kernel's CSPRNG (/dev/urandom).
+/// Random (version 4) UUIDs for agent IDs, from the kernel's CSPRNG (/dev/urandom). Not
+/// `SecureRandom`: the agent makes its ID at start, and a first RAND_bytes call sets up
+/// libcrypto's generator, 2 MiB of resident memory an idle agent otherwise never pays.
 public enum RandomUUID {
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public let description: String

@@ -18,9 +18,7 @@ public enum SSHDigest: Int32, Sendable {
 
 enum SSHRandom {
     static func bytes(_ count: Int) throws(SSHError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        guard shim_random(&out, count) == 1 else { throw SSHError.crypto("RAND_bytes failed") }
-        return out
+        do { return try SecureRandom.bytes(count) } catch { throw SSHError.crypto("\(error)") }
     }
 }
 

@@ -120,18 +120,11 @@ struct SSHPacketEncoder {
 
     private mutating func randomFill(_ p: UnsafeMutableRawBufferPointer) throws {
         if randomPool.count - randomUsed < p.count {
-            if randomPool.count < max(p.count, 4096) { randomPool = [UInt8](repeating: 0, count: max(p.count, 4096)) }
-            guard randomPool.withUnsafeMutableBytes({ shim_random_fill($0) }) else { throw SSHError.crypto("RAND_bytes failed") }
+            do { randomPool = try SecureRandom.bytes(max(p.count, 4096)) } catch { throw SSHError.crypto("\(error)") }
             randomUsed = 0
         }
         let from = randomUsed
         randomPool.withUnsafeBytes { p.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[from..<(from + p.count)])) }
         randomUsed += p.count
     }
-}
-
-import CShims
-
-@inline(__always) func shim_random_fill(_ p: UnsafeMutableRawBufferPointer) -> Bool {
-    p.isEmpty || shim_random(p.baseAddress?.assumingMemoryBound(to: UInt8.self), p.count) == 1
 }

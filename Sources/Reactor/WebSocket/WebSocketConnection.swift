@@ -90,7 +90,19 @@ public final class WebSocketConnection: ByteStreamDelegate {
     }
 
     private func writeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) {
-        WebSocketFrameEncoder.append(opcode: opcode, fin: fin, payload: payload, maskKey: masks?.next(), into: &out)
+        var mask: UInt32?
+        if let masks {
+            guard let key = masks.next() else {
+                // Not even a close frame can go out unmasked: end the stream with the reason.
+                state = .closed
+                let error = ConnectionError.closedLocally("no random bytes for a WebSocket mask key")
+                report(error)
+                finish(error)
+                return
+            }
+            mask = key
+        }
+        WebSocketFrameEncoder.append(opcode: opcode, fin: fin, payload: payload, maskKey: mask, into: &out)
         out.withUnsafeBytes { stream.write($0) }
         out.removeAll(keepingCapacity: out.capacity <= 256 * 1024)
     }

@@ -18,7 +18,7 @@ public enum WebSocketHandshake {
     }
 
     /// A fresh Sec-WebSocket-Key: 16 random bytes, base64.
-    public static func makeKey() -> String { Base64.encode(SecureRandom.bytes(16)) }
+    public static func makeKey() throws(SecureRandom.Failure) -> String { Base64.encode(try SecureRandom.bytes(16)) }
 
     /// Splits a comma-separated header list.
     static func tokens(_ value: String?) -> [String] {
@@ -49,25 +49,16 @@ public enum WebSocketHandshake {
     }
 }
 
-/// Random bytes from libcrypto, drawn in blocks so per-frame mask keys are cheap.
-public enum SecureRandom {
-    public static func bytes(_ n: Int) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: n)
-        out.withUnsafeMutableBytes { raw in
-            _ = RAND_bytes(raw.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(n))
-        }
-        return out
-    }
-}
-
-/// A loop-owned pool of random 32-bit mask keys.
+/// A loop-owned pool of random 32-bit mask keys, drawn 1 KiB at a time so per-frame keys are
+/// cheap. nil when libcrypto has no random bytes.
 final class MaskKeySource {
     private var pool: [UInt8] = []
     private var index = 0
 
-    func next() -> UInt32 {
+    func next() -> UInt32? {
         if index + 4 > pool.count {
-            pool = SecureRandom.bytes(1024)
+            guard let fresh = try? SecureRandom.bytes(1024) else { return nil }
+            pool = fresh
             index = 0
         }
         let k = UInt32(pool[index]) << 24 | UInt32(pool[index + 1]) << 16 | UInt32(pool[index + 2]) << 8 | UInt32(pool[index + 3])

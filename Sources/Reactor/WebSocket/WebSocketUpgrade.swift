@@ -50,7 +50,8 @@ public final class WebSocketClientHandshake: ByteStreamDelegate {
     public typealias Completion = (Result<WebSocketConnection, WebSocketHandshakeError>) -> Void
 
     private let stream: ByteStream
-    private let key: String
+    /// nil when libcrypto had no random bytes: the handshake then fails without sending.
+    private let key: String?
     private let offered: [String]
     private let maxMessageSize: Int
     private var parser = HTTPParser(kind: .response, limits: HTTPParser.Limits(maxBodyBytes: 64 * 1024))
@@ -74,7 +75,7 @@ public final class WebSocketClientHandshake: ByteStreamDelegate {
 
     private init(stream: ByteStream, subprotocols: [String], maxMessageSize: Int, completion: @escaping Completion) {
         self.stream = stream
-        self.key = WebSocketHandshake.makeKey()
+        self.key = try? WebSocketHandshake.makeKey()
         self.offered = subprotocols
         self.maxMessageSize = maxMessageSize
         self.completion = completion
@@ -84,6 +85,12 @@ public final class WebSocketClientHandshake: ByteStreamDelegate {
     }
 
     private func send(host: String, path: String, headers: HTTPHeaders) {
+        guard let key else {
+            stream.loop.deferred { [weak self] in
+                self?.fail("no random bytes for Sec-WebSocket-Key", status: nil, error: .closedLocally("\(SecureRandom.Failure())"))
+            }
+            return
+        }
         var h = HTTPHeaders()
         if !headers.contains("Host") { h.add("Host", host) }   // a caller's Host (chisel --hostname) wins
         h.add("Connection", "Upgrade")
@@ -140,7 +147,7 @@ public final class WebSocketClientHandshake: ByteStreamDelegate {
     private func finish(_ h: HTTPResponseHead) {
         guard h.headers.hasToken("Upgrade", "websocket") else { fail("101 without 'Upgrade: websocket'", status: 101, error: nil); return }
         guard h.headers.hasToken("Connection", "upgrade") else { fail("101 without 'Connection: Upgrade'", status: 101, error: nil); return }
-        guard h.headers["Sec-WebSocket-Accept"].map({ String(trimOWS($0)) }) == WebSocketHandshake.acceptValue(forKey: key) else {
+        guard h.headers["Sec-WebSocket-Accept"].map({ String(trimOWS($0)) }) == WebSocketHandshake.acceptValue(forKey: key ?? "") else {
             fail("Sec-WebSocket-Accept does not match the key", status: 101, error: nil)
             return
         }
