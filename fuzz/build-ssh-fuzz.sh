@@ -20,7 +20,7 @@ clang -O1 -g -fsanitize=fuzzer-no-link,address -I "$ROOT/Sources/CShims/include"
 S="$ROOT/Sources/Reactor"
 swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name SSHFuzz \
     -I "$OUT/cshims" -Xcc -I"$ROOT/Sources/CShims/include" \
-    "$S/IO/ByteBuffer.swift" "$S/Loop/TimeAmount.swift" "$S/Support/Base64.swift" \
+    "$S/IO/ByteBuffer.swift" "$S/Loop/TimeAmount.swift" "$S/Support/Base64.swift" "$S/Support/SecureRandom.swift" \
     "$S/SSH/SSHWire.swift" "$S/SSH/SSHError.swift" "$S/SSH/SSHCrypto.swift" "$S/SSH/SSHPacketCipher.swift" \
     "$S/SSH/SSHReceiveBuffer.swift" "$S/SSH/SSHPacketCodec.swift" "$S/SSH/SSHAlgorithms.swift" "$S/SSH/SSHHostKey.swift" "$S/SSH/SSHTransport.swift" \
     "$S/SSH/SSHPrivateKey.swift" \
