@@ -157,11 +157,8 @@ final class SSHForwardingTests: XCTestCase {
         let sshd = try SSHDPeer()
         defer { sshd.stop() }
         let loop = try EventLoop()
-        var config = passwordConfig()
-        config.transport.rekeyAfterBytes = 1024 * 1024
-        var algorithms = SSHAlgorithms()
-        algorithms.ciphers = ["chacha20-poly1305@openssh.com"]
-        config.transport.algorithms = algorithms
+        var config = rekeyEveryMiBConfig()
+        config.transport.algorithms.ciphers = ["chacha20-poly1305@openssh.com"]
         let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: config)
         defer { echo.close() }
         guard port > 0 else { return }
@@ -169,6 +166,13 @@ final class SSHForwardingTests: XCTestCase {
         XCTAssertGreaterThan(conn.keyExchangeCount, 2, "expected client-started re-exchanges")
         XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
         conn.close()
+    }
+
+    /// Password auth, and we ask for new keys after every MiB either way.
+    private func rekeyEveryMiBConfig() -> SSHClientConfig {
+        var config = passwordConfig()
+        config.transport.rekeyAfterBytes = 1024 * 1024
+        return config
     }
 
     /// Streams `bytes` one way through the forward into the echo server, set to only count.
@@ -192,9 +196,7 @@ final class SSHForwardingTests: XCTestCase {
         let sshd = try SSHDPeer()
         defer { sshd.stop() }
         let loop = try EventLoop()
-        var config = passwordConfig()
-        config.transport.rekeyAfterBytes = 1024 * 1024
-        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: config)
+        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: rekeyEveryMiBConfig())
         defer { echo.close() }
         guard port > 0 else { return }
         let before = conn.keyExchangeCount
@@ -230,9 +232,7 @@ final class SSHForwardingTests: XCTestCase {
         let sshd = try SSHDPeer()
         defer { sshd.stop() }
         let loop = try EventLoop()
-        var config = passwordConfig()
-        config.transport.rekeyAfterBytes = 1024 * 1024
-        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: config)
+        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: rekeyEveryMiBConfig())
         defer { echo.close() }
         guard port > 0 else { return }
         let before = conn.keyExchangeCount

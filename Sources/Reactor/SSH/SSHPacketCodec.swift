@@ -120,7 +120,10 @@ struct SSHPacketEncoder {
 
     private mutating func randomFill(_ p: UnsafeMutableRawBufferPointer) throws {
         if randomPool.count - randomUsed < p.count {
-            do { randomPool = try SecureRandom.bytes(max(p.count, 4096)) } catch { throw SSHError.crypto("\(error)") }
+            if randomPool.count < max(p.count, 4096) { randomPool = [UInt8](repeating: 0, count: max(p.count, 4096)) }
+            guard randomPool.withUnsafeMutableBytes({ (try? SecureRandom.fill($0)) != nil }) else {
+                throw SSHError.crypto("\(SecureRandom.Failure())")
+            }
             randomUsed = 0
         }
         let from = randomUsed
