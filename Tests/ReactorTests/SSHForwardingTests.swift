@@ -49,12 +49,26 @@ final class TransferClient: ByteStreamDelegate {
 }
 
 final class SSHForwardingTests: XCTestCase {
-    /// Connects with password auth and sets up one reverse forward to a local echo server.
-    private func setUp(loop: EventLoop, sshd: SSHDPeer, config: SSHClientConfig)
-        throws -> (SSHConnection, SSHReverseForwarder, RecordingSSHDelegate, EchoServer, Int) {
-        let echo = try EchoServer(loop: loop)
+    /// A test sshd, a loop, a connection with password auth, and one reverse forward to a local
+    /// echo server on `port`. `stop` ends the echo server and sshd.
+    private struct Forwarding {
+        let sshd: SSHDPeer, loop: EventLoop, conn: SSHConnection, fwd: SSHReverseForwarder
+        let d: RecordingSSHDelegate, echo: EchoServer, port: Int
+        func stop() { echo.close(); sshd.stop() }
+    }
+
+    /// Starts a `Forwarding`; nil (after recording why) when the forward could not be set up.
+    private func forwarding(config: SSHClientConfig? = nil, sshdConfig: String = "") throws -> Forwarding? {
+        let sshd = try SSHDPeer(extraConfig: sshdConfig)
+        let loop: EventLoop, echo: EchoServer
+        do {
+            loop = try EventLoop()
+            echo = try EchoServer(loop: loop)
+        } catch { sshd.stop(); throw error }
+        func giveUp() { echo.close(); sshd.stop() }
         let d = RecordingSSHDelegate()
-        let conn = try sshConnect(loop: loop, port: sshd.port, config: config, delegate: d)
+        let conn: SSHConnection
+        do { conn = try sshConnect(loop: loop, port: sshd.port, config: config ?? passwordConfig(), delegate: d) } catch { giveUp(); throw error }
         XCTAssertTrue(d.authenticated, "\(String(describing: d.error))\n\(sshd.log)")
         let fwd = SSHReverseForwarder(connection: conn, forwards: [
             SSHForward(remoteAddress: "127.0.0.1", remotePort: 0, local: try SocketAddress(ip: "127.0.0.1", port: echo.port), name: "echo")])
@@ -66,10 +80,12 @@ final class SSHForwardingTests: XCTestCase {
         XCTAssertTrue(loop.run(until: { results != nil }, timeout: .seconds(10)), "no tcpip-forward reply")
         guard case .success(let port)? = results?.first else {
             XCTFail("tcpip-forward failed: \(String(describing: results))")
-            return (conn, fwd, d, echo, 0)
+            giveUp()
+            return nil
         }
         XCTAssertGreaterThan(port, 0)
-        return (conn, fwd, d, echo, port)
+        guard port > 0 else { giveUp(); return nil }
+        return Forwarding(sshd: sshd, loop: loop, conn: conn, fwd: fwd, d: d, echo: echo, port: port)
     }
 
     private func transfer(loop: EventLoop, port: Int, clients: Int, bytes: Int, timeout: Int64 = 60) throws -> [TransferClient] {
@@ -83,12 +99,9 @@ final class SSHForwardingTests: XCTestCase {
     }
 
     func testReverseForwardMovesDataBothWays() throws {
-        let sshd = try SSHDPeer()
-        defer { sshd.stop() }
-        let loop = try EventLoop()
-        let (conn, fwd, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: passwordConfig())
-        defer { echo.close() }
-        guard port > 0 else { return }
+        guard let f = try forwarding() else { return }
+        defer { f.stop() }
+        let (loop, conn, fwd, d, port) = (f.loop, f.conn, f.fwd, f.d, f.port)
         // 100 MiB each way, content checked (the size; SSH_TRANSFER_MIB changes it).
         let mib = Int(ProcessInfo.processInfo.environment["SSH_TRANSFER_MIB"] ?? "") ?? 100
         let started = Date()
@@ -106,12 +119,9 @@ final class SSHForwardingTests: XCTestCase {
     }
 
     func testHundredConcurrentForwardedConnections() throws {
-        let sshd = try SSHDPeer()
-        defer { sshd.stop() }
-        let loop = try EventLoop()
-        let (conn, fwd, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: passwordConfig())
-        defer { echo.close() }
-        guard port > 0 else { return }
+        guard let f = try forwarding() else { return }
+        defer { f.stop() }
+        let (loop, conn, fwd, d, port) = (f.loop, f.conn, f.fwd, f.d, f.port)
         _ = try transfer(loop: loop, port: port, clients: 100, bytes: 64 * 1024, timeout: 60)
         XCTAssertTrue(loop.run(until: { fwd.activeBridges == 0 && conn.openChannelCount == 0 }, timeout: .seconds(10)),
                       "bridges \(fwd.activeBridges) channels \(conn.openChannelCount) still open")
@@ -123,12 +133,9 @@ final class SSHForwardingTests: XCTestCase {
     /// Many channels sending at once keep the TCP write queue above its high-water mark, so
     /// writability flips in the middle of our writes (this once sent packets twice: MAC errors).
     func testSixteenBusyChannelsAtOnce() throws {
-        let sshd = try SSHDPeer()
-        defer { sshd.stop() }
-        let loop = try EventLoop()
-        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: passwordConfig())
-        defer { echo.close() }
-        guard port > 0 else { return }
+        guard let f = try forwarding() else { return }
+        defer { f.stop() }
+        let (loop, conn, d, port) = (f.loop, f.conn, f.d, f.port)
         // Tiny water marks on the SSH connection's socket: writability changes all the time.
         let tcp = try XCTUnwrap(conn.stream as? TCPConnection)
         tcp.highWaterMark = 8 * 1024
@@ -136,17 +143,14 @@ final class SSHForwardingTests: XCTestCase {
         var small: Int32 = 16 * 1024   // and a small socket buffer, so writes are only partly taken
         setsockopt(tcp.fd, SOL_SOCKET, SO_SNDBUF, &small, socklen_t(MemoryLayout<Int32>.size))
         _ = try transfer(loop: loop, port: port, clients: 16, bytes: 2 << 20, timeout: 120)
-        XCTAssertFalse(d.disconnected, "\(String(describing: d.error))\n\(sshd.log.suffix(500))")
+        XCTAssertFalse(d.disconnected, "\(String(describing: d.error))\n\(f.sshd.log.suffix(500))")
         conn.close()
     }
 
     func testServerRekeyMidTransfer() throws {
-        let sshd = try SSHDPeer(extraConfig: "RekeyLimit 1M")
-        defer { sshd.stop() }
-        let loop = try EventLoop()
-        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: passwordConfig())
-        defer { echo.close() }
-        guard port > 0 else { return }
+        guard let f = try forwarding(sshdConfig: "RekeyLimit 1M") else { return }
+        defer { f.stop() }
+        let (loop, conn, d, port) = (f.loop, f.conn, f.d, f.port)
         _ = try transfer(loop: loop, port: port, clients: 2, bytes: 4 * 1024 * 1024)
         XCTAssertGreaterThan(conn.keyExchangeCount, 3, "expected several re-exchanges with RekeyLimit 1M")
         XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
@@ -154,14 +158,11 @@ final class SSHForwardingTests: XCTestCase {
     }
 
     func testClientRekeyMidTransfer() throws {
-        let sshd = try SSHDPeer()
-        defer { sshd.stop() }
-        let loop = try EventLoop()
         var config = rekeyEveryMiBConfig()
         config.transport.algorithms.ciphers = ["chacha20-poly1305@openssh.com"]
-        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: config)
-        defer { echo.close() }
-        guard port > 0 else { return }
+        guard let f = try forwarding(config: config) else { return }
+        defer { f.stop() }
+        let (loop, conn, d, port) = (f.loop, f.conn, f.d, f.port)
         _ = try transfer(loop: loop, port: port, clients: 2, bytes: 4 * 1024 * 1024)
         XCTAssertGreaterThan(conn.keyExchangeCount, 2, "expected client-started re-exchanges")
         XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
@@ -193,12 +194,9 @@ final class SSHForwardingTests: XCTestCase {
     /// to, so it does not buffer its side of the forwards during the exchange; windows reopen
     /// after. With adjusts going on, the window would never drain while the stream lasts.
     func testClientRekeyWaitsForBusyChannelsToDrain() throws {
-        let sshd = try SSHDPeer()
-        defer { sshd.stop() }
-        let loop = try EventLoop()
-        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: rekeyEveryMiBConfig())
-        defer { echo.close() }
-        guard port > 0 else { return }
+        guard let f = try forwarding(config: rekeyEveryMiBConfig()) else { return }
+        defer { f.stop() }
+        let (loop, conn, d, echo, port) = (f.loop, f.conn, f.d, f.echo, f.port)
         let before = conn.keyExchangeCount
         // ACKs are prompt exactly while keys are exchanged (sshd's kex replies must not wait on
         // our delayed ACKs), and delayed again for the bulk data.
@@ -229,12 +227,9 @@ final class SSHForwardingTests: XCTestCase {
     /// nothing else arrives: the re-exchange starts once no data came for the drain patience,
     /// instead of never, and the windows reopen.
     func testClientRekeyStartsAfterDrainTimeoutWhenDataStops() throws {
-        let sshd = try SSHDPeer()
-        defer { sshd.stop() }
-        let loop = try EventLoop()
-        let (conn, _, d, echo, port) = try setUp(loop: loop, sshd: sshd, config: rekeyEveryMiBConfig())
-        defer { echo.close() }
-        guard port > 0 else { return }
+        guard let f = try forwarding(config: rekeyEveryMiBConfig()) else { return }
+        defer { f.stop() }
+        let (loop, conn, d, echo, port) = (f.loop, f.conn, f.d, f.echo, f.port)
         let before = conn.keyExchangeCount
         // 1.5 MiB: the limit is reached a third of the way into the 2 MiB window, and the rest
         // arrives while adjusts are held, leaving far more than the drain limit unused.
