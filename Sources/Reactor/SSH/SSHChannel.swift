@@ -284,12 +284,8 @@ public final class SSHChannel: ByteStream {
         }
     }
 
-    /// The host stopped holding window adjusts (a key re-exchange ended).
-    func windowHoldEnded() {
-        if !paused { maybeAdjustWindow() }
-    }
-
-    private func maybeAdjustWindow() {
+    /// Also called by the host when it stops holding window adjusts (a re-exchange ended).
+    func maybeAdjustWindow() {
         // Top the window up once a quarter of it is consumed (at least three packets, at most
         // half): the sender keeps three quarters in hand, so it never waits on an adjust while
         // the consumer keeps up. OpenSSH adjusts after three packets (96 KiB): at 1 GB/s up to

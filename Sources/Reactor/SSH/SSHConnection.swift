@@ -51,12 +51,14 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     private var outgoing: [UInt8] = []
     private var handshakeTimer: LoopTimer?
     private var rekeyTimer: LoopTimer?
-    private var acknowledgingPromptly = false
+    /// The stream below, when it can ACK promptly (TCP; not a WebSocket).
+    private let promptAcking: PromptAcknowledging?
 
     /// Wraps `stream`. Call `start()` once the stream is open (the TCP helper does this itself).
     public init(loop: EventLoop, stream: ByteStream, config: SSHClientConfig, delegate: SSHConnectionDelegate?) {
         self.loop = loop
         self.stream = stream
+        promptAcking = stream as? PromptAcknowledging
         self.delegate = delegate
         session = SSHSession(config: config, loop: loop)
         session.owner = self
@@ -172,10 +174,7 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
         // on for forwarding-only connections, so each of its small kex replies would otherwise
         // wait for our delayed ACK of its last data (40 ms, seen on half the re-exchanges).
         let exchanging = session.holdsWindowAdjusts || session.transport.isExchangingKeys
-        if exchanging != acknowledgingPromptly, let s = stream as? PromptAcknowledging {
-            acknowledgingPromptly = exchanging
-            s.acknowledgesPromptly = exchanging
-        }
+        if let s = promptAcking, s.acknowledgesPromptly != exchanging { s.acknowledgesPromptly = exchanging }
     }
 
     private func fail(_ error: Error) {

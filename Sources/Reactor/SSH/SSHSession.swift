@@ -243,7 +243,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
         rekeyAwaitsDrain = false
         guard holdsWindowAdjusts else { return }
         holdsWindowAdjusts = false
-        for c in channels.values { c.windowHoldEnded() }
+        for c in channels.values { c.maybeAdjustWindow() }
     }
 
     func transport(_ transport: SSHTransport, warning: String) { owner?.session(self, warning: warning) }

@@ -48,8 +48,6 @@ final class SSHTransport {
     private(set) var kexCount = 0
     private var kex: SSHKexState?
     private var queued: [[UInt8]] = []     // upper-layer payloads held while our kex runs
-    /// The byte limit was reached and the delegate was told; cleared when a kex starts.
-    private(set) var rekeyIsDue = false
     private var strict = false
 
     init(config: SSHTransportConfig) {
@@ -198,15 +196,14 @@ final class SSHTransport {
     }
 
     private func checkRekeyLimit() throws {
-        guard firstKexDone, kex == nil, !rekeyIsDue else { return }
+        guard firstKexDone, kex == nil else { return }
         if encoder.bytesSinceKex >= config.rekeyAfterBytes || decoder.bytesSinceKex >= config.rekeyAfterBytes {
-            rekeyIsDue = true
+            // Told after every packet until the delegate starts the exchange (it may wait).
             if let d = delegate { try d.transportRekeyIsDue(self) } else { try startKex() }
         }
     }
 
     private func startKex() throws {
-        rekeyIsDue = false
         var state = kex ?? SSHKexState()
         var m = SSHKexInit()
         m.cookie = try SSHRandom.bytes(16)
