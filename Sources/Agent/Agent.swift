@@ -83,7 +83,7 @@ public final class Agent {
                 return try ChiselSession(loop: self.loop, desired: desired, manager: manager, connector: self.connector,
                                          proxies: self.proxies, resolver: self.resolver, logger: manager.logger)
             } catch {
-                return FailedSession(manager: manager, loop: self.loop, error: "\(error)")
+                return FailedSession(manager: manager, loop: self.loop, resolver: self.resolver, error: "\(error)")
             }
         }
         tunnel = manager
@@ -208,10 +208,10 @@ public final class Agent {
 final class FailedSession: TunnelSessionBase {
     unowned let loop: EventLoop
     let error: String
-    init(manager: TunnelManager, loop: EventLoop, error: String) {
+    init(manager: TunnelManager, loop: EventLoop, resolver: Resolver, error: String) {
         self.loop = loop
         self.error = error
-        super.init(manager: manager, logger: manager.logger)
+        super.init(loop: loop, resolver: resolver, dialTimeout: .seconds(1), manager: manager, logger: manager.logger)
     }
     override func start() { loop.deferred { [weak self] in if let self { self.end(self.error) } } }
 }

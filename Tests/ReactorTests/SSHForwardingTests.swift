@@ -53,12 +53,13 @@ final class SSHForwardingTests: XCTestCase {
     /// echo server on `port`. `stop` ends the echo server and sshd.
     private struct Forwarding {
         let sshd: SSHDPeer, loop: EventLoop, conn: SSHConnection, fwd: SSHReverseForwarder
-        let d: RecordingSSHDelegate, echo: EchoServer, port: Int
+        let d: RecordingSSHDelegate, echo: EchoServer, port: Int, events: BridgeEvents
         func stop() { echo.close(); sshd.stop() }
     }
 
     /// Starts a `Forwarding`; nil (after recording why) when the forward could not be set up.
-    private func forwarding(config: SSHClientConfig? = nil, sshdConfig: String = "") throws -> Forwarding? {
+    /// `localPort` replaces the echo server as the forward's target.
+    private func forwarding(config: SSHClientConfig? = nil, sshdConfig: String = "", localPort: Int? = nil) throws -> Forwarding? {
         let sshd = try SSHDPeer(extraConfig: sshdConfig)
         let loop: EventLoop, echo: EchoServer
         do {
@@ -70,8 +71,14 @@ final class SSHForwardingTests: XCTestCase {
         let conn: SSHConnection
         do { conn = try sshConnect(loop: loop, port: sshd.port, config: config ?? passwordConfig(), delegate: d) } catch { giveUp(); throw error }
         XCTAssertTrue(d.authenticated, "\(String(describing: d.error))\n\(sshd.log)")
+        let resolver: Resolver
+        do { resolver = try Resolver(loop: loop) } catch { giveUp(); throw error }
+        let bridges = ChannelBridges(loop: loop, resolver: resolver)
+        let events = BridgeEvents()
+        bridges.observer = events
         let fwd = SSHReverseForwarder(connection: conn, forwards: [
-            SSHForward(remoteAddress: "127.0.0.1", remotePort: 0, local: try SocketAddress(ip: "127.0.0.1", port: echo.port), name: "echo")])
+            SSHForward(remoteAddress: "127.0.0.1", remotePort: 0, localHost: "127.0.0.1", localPort: localPort ?? echo.port, name: "echo")],
+                                      bridges: bridges)
         d.onChannelOpen = { request in
             if !fwd.handle(request) { request.reject(text: "unexpected") }
         }
@@ -85,7 +92,7 @@ final class SSHForwardingTests: XCTestCase {
         }
         XCTAssertGreaterThan(port, 0)
         guard port > 0 else { giveUp(); return nil }
-        return Forwarding(sshd: sshd, loop: loop, conn: conn, fwd: fwd, d: d, echo: echo, port: port)
+        return Forwarding(sshd: sshd, loop: loop, conn: conn, fwd: fwd, d: d, echo: echo, port: port, events: events)
     }
 
     private func transfer(loop: EventLoop, port: Int, clients: Int, bytes: Int, timeout: Int64 = 60) throws -> [TransferClient] {
@@ -107,8 +114,8 @@ final class SSHForwardingTests: XCTestCase {
         let started = Date()
         _ = try transfer(loop: loop, port: port, clients: 1, bytes: mib * 1024 * 1024, timeout: 300)
         print("ssh reverse forward: \(mib) MiB each way in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
-        XCTAssertTrue(loop.run(until: { fwd.activeBridges == 0 }, timeout: .seconds(10)), "bridge still open")
-        XCTAssertEqual(fwd.bridgesStarted, 1)
+        XCTAssertTrue(loop.run(until: { fwd.bridges.active == 0 }, timeout: .seconds(10)), "bridge still open")
+        XCTAssertEqual(fwd.bridges.started, 1)
         var cancelled: Bool?
         conn.cancelTCPIPForward(address: "127.0.0.1", port: port) { cancelled = $0 }
         XCTAssertTrue(loop.run(until: { cancelled != nil }, timeout: .seconds(5)))
@@ -123,11 +130,39 @@ final class SSHForwardingTests: XCTestCase {
         defer { f.stop() }
         let (loop, conn, fwd, d, port) = (f.loop, f.conn, f.fwd, f.d, f.port)
         _ = try transfer(loop: loop, port: port, clients: 100, bytes: 64 * 1024, timeout: 60)
-        XCTAssertTrue(loop.run(until: { fwd.activeBridges == 0 && conn.openChannelCount == 0 }, timeout: .seconds(10)),
-                      "bridges \(fwd.activeBridges) channels \(conn.openChannelCount) still open")
-        XCTAssertEqual(fwd.bridgesStarted, 100)
+        XCTAssertTrue(loop.run(until: { fwd.bridges.active == 0 && conn.openChannelCount == 0 }, timeout: .seconds(10)),
+                      "bridges \(fwd.bridges.active) channels \(conn.openChannelCount) still open")
+        XCTAssertEqual(fwd.bridges.started, 100)
+        // The owner heard of every connection, with what each moved (64 KiB there and back).
+        XCTAssertEqual(f.events.opened, 100)
+        XCTAssertEqual(f.events.closed, 100)
+        XCTAssertEqual(f.events.traffic["echo"], ForwardTraffic(toLocal: 100 * 65536, toTunnel: 100 * 65536))
+        XCTAssertTrue(f.events.dialFailures.isEmpty)
         XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
         conn.close()
+    }
+
+    /// A forward whose local address refuses: the forwarded connection is closed, the owner
+    /// hears which forward and target failed, and the SSH connection carries on.
+    func testRefusedLocalAddressClosesOnlyThatConnection() throws {
+        let refusingPort = try freeLocalPort()   // nothing listens there
+        guard let f = try forwarding(localPort: refusingPort) else { return }
+        defer { f.stop() }
+        let client = TransferClient(total: 1024, seed: 1)
+        try client.start(loop: f.loop, port: f.port)
+        XCTAssertTrue(f.loop.run(until: { client.closed && f.events.dialFailures.count == 1 }, timeout: .seconds(10)),
+                      "closed \(client.closed), failures \(f.events.dialFailures)")
+        XCTAssertEqual(client.received, 0)
+        XCTAssertEqual(f.events.dialFailures.first?.forward, "echo")
+        XCTAssertEqual(f.events.dialFailures.first?.target, "127.0.0.1:\(refusingPort)")
+        XCTAssertEqual(f.events.opened, 0)
+        XCTAssertTrue(f.loop.run(until: { f.conn.openChannelCount == 0 }, timeout: .seconds(10)), "channel still open")
+        XCTAssertFalse(f.d.disconnected, "\(String(describing: f.d.error))")
+        // The connection still works: a global request is answered.
+        var replied = false
+        f.conn.sendGlobalRequest("keepalive@openssh.com", wantReply: true) { _ in replied = true }
+        XCTAssertTrue(f.loop.run(until: { replied }, timeout: .seconds(10)))
+        f.conn.close()
     }
 
     /// Many channels sending at once keep the TCP write queue above its high-water mark, so
@@ -244,5 +279,19 @@ final class SSHForwardingTests: XCTestCase {
         _ = try transfer(loop: loop, port: port, clients: 1, bytes: 3 * 1024 * 1024)
         XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
         conn.close()
+    }
+}
+
+/// Records what a ChannelBridges tells its owner.
+final class BridgeEvents: ChannelBridgesObserver {
+    var opened = 0, closed = 0
+    var traffic: [String: ForwardTraffic] = [:]
+    var dialFailures: [(forward: String, target: String)] = []
+    func channelBridgeOpened(forward: String, id: Int) { opened += 1 }
+    func channelBridgeDialFailed(forward: String, target: String, error: ConnectionError?) { dialFailures.append((forward, target)) }
+    func channelBridgeClosed(forward: String, id: Int, traffic t: ForwardTraffic) {
+        closed += 1
+        traffic[forward, default: ForwardTraffic()].toLocal += t.toLocal
+        traffic[forward, default: ForwardTraffic()].toTunnel += t.toTunnel
     }
 }

@@ -17,18 +17,15 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
     let connector: HTTPConnector
     let proxies: HTTPProxySettings
     let resolver: Resolver
-    /// Chisel target string (`host:port`) -> forward, for the forwards we were allocated.
-    let targets: [String: DesiredTunnel.Forward]
+    /// Chisel target string (`host:port`) -> the forward's name and parsed local address, for
+    /// the forwards we were allocated; channels to anything else are refused.
+    let targets: [String: (forward: String, host: String, port: Int)]
     let remotes: [(ChiselRemote, DesiredTunnel.Forward)]
 
     private var dialer: StreamDialer?
     private var webSocket: WebSocketStream?
     private var ssh: SSHConnection?
     private var keepalive: SSHKeepalive?
-    private var bridges: [ObjectIdentifier: (bridge: StreamBridge, forward: String)] = [:]
-    private var nextConnectionID = 0
-    /// Dials in progress (a HostConnection holds its delegate weakly, so it is kept here).
-    private var pendingDials: [Int: PendingDial] = [:]
 
     init(loop: EventLoop, desired: DesiredTunnel, manager: TunnelManager, connector: HTTPConnector,
          proxies: HTTPProxySettings, resolver: Resolver, logger: Logger) throws(TunnelConfigError) {
@@ -38,7 +35,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
         self.proxies = proxies
         self.resolver = resolver
         var remotes: [(ChiselRemote, DesiredTunnel.Forward)] = []
-        var targets: [String: DesiredTunnel.Forward] = [:]
+        var targets: [String: (forward: String, host: String, port: Int)] = [:]
         for f in desired.forwards {
             let local: (host: String, port: Int)
             do { local = try SocketAddress.splitHostPort(f.localAddr) } catch {
@@ -46,11 +43,11 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
             }
             let r = ChiselRemote(localHost: f.remoteBind, localPort: f.remotePort, remoteHost: local.host, remotePort: local.port)
             remotes.append((r, f))
-            if targets[r.target] == nil { targets[r.target] = f }
+            if targets[r.target] == nil { targets[r.target] = (f.name, local.host, local.port) }
         }
         self.remotes = remotes
         self.targets = targets
-        super.init(manager: manager, logger: logger)
+        super.init(loop: loop, resolver: resolver, dialTimeout: Self.dialTimeout, manager: manager, logger: logger)
     }
 
     var configJSON: String { chiselConfigJSON(version: AgentVersion.version, remotes: remotes.map(\.0)) }
@@ -143,70 +140,17 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
             return
         }
         let target = String(decoding: request.data, as: UTF8.self)
-        guard let forward = targets[target] else {
+        guard let local = targets[target] else {
             logger.warning("refused a tunnel channel to an unconfigured target", metadata: ["target": "\(target)"])
             request.reject(reason: 1, text: "Denied outbound connection")
             return
         }
         guard let channel = request.accept(delegate: nil) else { return }
-        channel.pauseReading()   // until the local side is connected
-        dial(channel: channel, forward: forward, target: target)
+        bridges.bridge(channel, toHost: local.host, port: local.port, forward: local.forward)
     }
 
     func sshConnection(_ connection: SSHConnection, didDisconnectWith error: SSHError?) {
         end(error.map { "tunnel SSH connection ended: \($0)" } ?? "tunnel SSH connection closed")
-    }
-
-    override var liveTraffic: [String: ForwardTraffic] {
-        var out: [String: ForwardTraffic] = [:]
-        for (bridge, forward) in bridges.values {
-            out[forward, default: ForwardTraffic()].toLocal &+= bridge.bytesFirstToSecond
-            out[forward, default: ForwardTraffic()].toTunnel &+= bridge.bytesSecondToFirst
-        }
-        return out
-    }
-
-    // MARK: Channels
-
-    private func dial(channel: SSHChannel, forward: DesiredTunnel.Forward, target: String) {
-        let (host, port): (String, Int)
-        do { (host, port) = try SocketAddress.splitHostPort(forward.localAddr) } catch {
-            channel.close(nil)
-            return
-        }
-        nextConnectionID += 1
-        let id = nextConnectionID
-        let pending = PendingDial(channel: channel)
-        let local = HostConnection(loop: loop, resolver: resolver, host: host, port: port, timeout: Self.dialTimeout,
-                                   delegate: pending, label: forward.name)
-        pending.local = local
-        pendingDials[id] = pending
-        pending.onOpen = { [weak self] in
-            self?.pendingDials.removeValue(forKey: id)
-            guard let self, !self.ended else { local.close(nil); channel.close(nil); return }
-            self.manager?.forwardOpened(forward.name)
-            self.logger.debug("conn#\(id) open", metadata: ["forward": "\(forward.name)", "target": "\(target)"])
-            let bridge = StreamBridge(channel, local)
-            self.bridges[ObjectIdentifier(bridge)] = (bridge, forward.name)
-            bridge.onFinish = { [weak self] b, _ in
-                guard let self else { return }
-                self.bridges.removeValue(forKey: ObjectIdentifier(b))
-                self.manager?.forwardBytes(forward.name, toLocal: Int(b.bytesFirstToSecond), toTunnel: Int(b.bytesSecondToFirst))
-                self.manager?.forwardClosed(forward.name)
-                self.logger.debug("conn#\(id) close", metadata: ["forward": "\(forward.name)",
-                                                                  "sent": "\(b.bytesSecondToFirst)", "received": "\(b.bytesFirstToSecond)"])
-            }
-            bridge.start()
-            channel.resumeReading()
-        }
-        pending.onFail = { [weak self] error in
-            channel.close(nil)
-            guard let self else { return }
-            self.pendingDials.removeValue(forKey: id)
-            self.manager?.forwardDialFailed(forward.name)
-            self.logger.warning("cannot reach the forward's local address", metadata: ["forward": "\(forward.name)",
-                                                                                      "target": "\(forward.localAddr)", "error": "\(error.map { "\($0)" } ?? "closed")"])
-        }
     }
 
     // MARK: Ending
@@ -221,31 +165,5 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
         s?.close()
         webSocket?.close(nil)
         webSocket = nil
-        for (b, _) in bridges.values { b.first.close(nil); b.second.close(nil) }
-        for p in pendingDials.values { p.local?.close(nil) }
-        pendingDials.removeAll()
-    }
-}
-
-/// Holds an accepted channel while its local connection is being dialled.
-private final class PendingDial: ByteStreamDelegate {
-    let channel: SSHChannel
-    var local: HostConnection?
-    var onOpen: (() -> Void)?
-    var onFail: ((ConnectionError?) -> Void)?
-    init(channel: SSHChannel) { self.channel = channel }
-    // The callbacks may drop the last reference to this object: take them out first.
-    func streamDidOpen(_ stream: ByteStream) {
-        let f = onOpen
-        onOpen = nil
-        onFail = nil
-        f?()
-    }
-    func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {}
-    func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
-        let f = onFail
-        onOpen = nil
-        onFail = nil
-        f?(error)
     }
 }

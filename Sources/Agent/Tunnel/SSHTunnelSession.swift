@@ -1,10 +1,10 @@
 import Logging
 import Reactor
 
-/// `tunnel.mode: ssh`: like `ssh -N -R` to any OpenSSH server. Resolves the forwards' local
-/// addresses, connects, authenticates (password or an ed25519 identity file), asks
-/// `tcpip-forward` for each forward and bridges `forwarded-tcpip` channels to the local
-/// addresses with the same StreamBridge the chisel mode uses. The manager reconnects on drops.
+/// `tunnel.mode: ssh`: like `ssh -N -R` to any OpenSSH server. Connects, authenticates
+/// (password or an ed25519 identity file), asks `tcpip-forward` for each forward and bridges
+/// `forwarded-tcpip` channels to the local addresses with the session's ChannelBridges, as the
+/// chisel mode does. The manager reconnects on drops.
 final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
     unowned let loop: EventLoop
     let desired: DesiredTunnel
@@ -13,7 +13,7 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
 
     private var ssh: SSHConnection?
     private var forwarder: SSHReverseForwarder?
-    private var resolved: [SSHForward] = []
+    private var forwards: [SSHForward] = []
     private var keepalive: SSHKeepalive?
 
     init(loop: EventLoop, desired: DesiredTunnel, manager: TunnelManager, resolver: Resolver,
@@ -22,32 +22,20 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
         self.desired = desired
         self.resolver = resolver
         self.privateKey = privateKey
-        super.init(manager: manager, logger: logger)
+        super.init(loop: loop, resolver: resolver, dialTimeout: ChiselSession.dialTimeout, manager: manager, logger: logger)
     }
 
     override func start() {
-        resolveForwards(desired.forwards[...])
-    }
-
-    /// Resolves each forward's local address in turn (names like `localhost:6443` are allowed).
-    private func resolveForwards(_ rest: ArraySlice<DesiredTunnel.Forward>) {
-        guard let f = rest.first else { connect(); return }
-        let hostPort: (host: String, port: Int)
-        do { hostPort = try SocketAddress.splitHostPort(f.localAddr) } catch {
-            end("forward \(f.name): local_addr \(error)")
-            return
-        }
-        resolver.resolve(host: hostPort.host, port: hostPort.port) { [weak self] result in
-            guard let self, !self.ended else { return }
-            switch result {
-            case .failure(let e):
-                self.end("forward \(f.name): \(e)")
-            case .success(let addrs):
-                guard let first = addrs.first else { self.end("forward \(f.name): no address"); return }
-                self.resolved.append(SSHForward(remoteAddress: f.remoteBind, remotePort: f.remotePort, local: first, name: f.name))
-                self.resolveForwards(rest.dropFirst())
+        for f in desired.forwards {
+            let local: (host: String, port: Int)
+            do { local = try SocketAddress.splitHostPort(f.localAddr) } catch {
+                end("forward \(f.name): local_addr \(error)")
+                return
             }
+            forwards.append(SSHForward(remoteAddress: f.remoteBind, remotePort: f.remotePort,
+                                       localHost: local.host, localPort: local.port, name: f.name))
         }
+        connect()
     }
 
     private func connect() {
@@ -70,12 +58,12 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
     }
 
     func sshConnectionDidAuthenticate(_ connection: SSHConnection) {
-        let f = SSHReverseForwarder(connection: connection, forwards: resolved)
+        let f = SSHReverseForwarder(connection: connection, forwards: forwards, bridges: bridges)
         forwarder = f
         f.start { [weak self] results in
             guard let self, !self.ended else { return }
             let failures = results.enumerated().compactMap { i, r -> String? in
-                if case .failure(let e) = r { return "\(self.resolved[i].name): \(e)" }
+                if case .failure(let e) = r { return "\(self.forwards[i].name): \(e)" }
                 return nil
             }
             if failures.count == results.count {
@@ -83,7 +71,7 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
                 return
             }
             for (i, r) in results.enumerated() {
-                if case .success(let port) = r { self.manager?.forwardBound(self.resolved[i].name, port: port) }
+                if case .success(let port) = r { self.manager?.forwardBound(self.forwards[i].name, port: port) }
             }
             self.logger.info("tunnel connected", metadata: ["server": "\(self.desired.endpoint.host):\(self.desired.endpoint.port)", "mode": "ssh"])
             self.manager?.sessionDidConnect(self)
@@ -109,7 +97,6 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
 
     override func teardown() {
         keepalive?.stop()
-        forwarder?.stop()
         let s = ssh
         ssh = nil
         s?.delegate = nil

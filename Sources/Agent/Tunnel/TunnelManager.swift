@@ -200,8 +200,11 @@ public final class TunnelManager {
         lastActivity = loop.now
     }
 
-    func forwardClosed(_ name: String) {
+    /// A connection ended after moving `traffic`.
+    func forwardClosed(_ name: String, traffic: ForwardTraffic) {
         closedStats[name, default: ForwardStats()].activeConnections -= 1
+        closedStats[name, default: ForwardStats()].bytesIn &+= traffic.toLocal
+        closedStats[name, default: ForwardStats()].bytesOut &+= traffic.toTunnel
         lastActivity = loop.now
     }
 
@@ -209,12 +212,6 @@ public final class TunnelManager {
     func forwardBound(_ name: String, port: Int) { closedStats[name, default: ForwardStats()].remotePort = port }
 
     func forwardDialFailed(_ name: String) { closedStats[name, default: ForwardStats()].dialErrors &+= 1 }
-
-    func forwardBytes(_ name: String, toLocal: Int, toTunnel: Int) {
-        closedStats[name, default: ForwardStats()].bytesIn &+= UInt64(toLocal)
-        closedStats[name, default: ForwardStats()].bytesOut &+= UInt64(toTunnel)
-        lastActivity = loop.now
-    }
 
     private func armInactivityTimer() {
         inactivityTimer?.cancel()
@@ -248,10 +245,4 @@ public protocol TunnelSession: AnyObject {
     func close(reason: String)
     /// Bytes moved so far by each forward's connections that are still open.
     var liveTraffic: [String: ForwardTraffic] { get }
-}
-
-public struct ForwardTraffic: Sendable, Equatable {
-    /// From the tunnel to the local service, and back.
-    public var toLocal: UInt64 = 0
-    public var toTunnel: UInt64 = 0
 }

@@ -1,22 +1,27 @@
 import Logging
 import Reactor
 
-/// The lifecycle both tunnel modes share: a session ends exactly once, either because the
-/// manager closed it (no callback) or on its own (the manager hears why and schedules a retry).
-class TunnelSessionBase: TunnelSession {
+/// What both tunnel modes share: a session ends exactly once, either because the manager closed
+/// it (no callback) or on its own (the manager hears why and schedules a retry); and its
+/// channels are bridged to local addresses by one ChannelBridges, whose connections and bytes
+/// are reported to the manager per forward.
+class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
     weak var manager: TunnelManager?
     let logger: Logger
+    let bridges: ChannelBridges
     private(set) var ended = false
 
-    init(manager: TunnelManager, logger: Logger) {
+    init(loop: EventLoop, resolver: Resolver, dialTimeout: TimeAmount, manager: TunnelManager, logger: Logger) {
         self.manager = manager
         self.logger = logger
+        bridges = ChannelBridges(loop: loop, resolver: resolver)
+        bridges.dialTimeout = dialTimeout
+        bridges.observer = self
     }
 
     func start() {}
 
-    /// None by default; sessions that bridge connections report theirs.
-    var liveTraffic: [String: ForwardTraffic] { [:] }
+    var liveTraffic: [String: ForwardTraffic] { bridges.liveTraffic }
 
     /// Releases timers and connections; called once, when the session ends.
     func teardown() {}
@@ -26,13 +31,34 @@ class TunnelSessionBase: TunnelSession {
         ended = true
         logger.info("closing tunnel", metadata: ["reason": "\(reason)"])
         teardown()
+        bridges.closeAll()
     }
 
     func end(_ reason: String) {
         guard !ended else { return }
         ended = true
         teardown()
+        bridges.closeAll()
         manager?.sessionDidEnd(self, error: reason)
+    }
+
+    // MARK: ChannelBridgesObserver (bridges end after the session too: their counts still go in)
+
+    func channelBridgeOpened(forward: String, id: Int) {
+        manager?.forwardOpened(forward)
+        logger.debug("conn#\(id) open", metadata: ["forward": "\(forward)"])
+    }
+
+    func channelBridgeDialFailed(forward: String, target: String, error: ConnectionError?) {
+        manager?.forwardDialFailed(forward)
+        logger.warning("cannot reach the forward's local address", metadata: [
+            "forward": "\(forward)", "target": "\(target)", "error": "\(error.map { "\($0)" } ?? "closed")"])
+    }
+
+    func channelBridgeClosed(forward: String, id: Int, traffic: ForwardTraffic) {
+        manager?.forwardClosed(forward, traffic: traffic)
+        logger.debug("conn#\(id) close", metadata: ["forward": "\(forward)",
+                                                     "sent": "\(traffic.toTunnel)", "received": "\(traffic.toLocal)"])
     }
 }
 

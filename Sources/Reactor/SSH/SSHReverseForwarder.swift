@@ -1,37 +1,38 @@
 /// One reverse forward: the server listens on `remoteAddress:remotePort` (0 picks a port) and
-/// each connection there is bridged to `local`.
+/// each connection there is bridged to `localHost:localPort` (a name or an address).
 public struct SSHForward: Sendable, Equatable {
     public var remoteAddress: String
     public var remotePort: Int
-    public var local: SocketAddress
+    public var localHost: String
+    public var localPort: Int
     public var name: String
-    public init(remoteAddress: String, remotePort: Int, local: SocketAddress, name: String = "") {
+    public init(remoteAddress: String, remotePort: Int, localHost: String, localPort: Int, name: String = "") {
         self.remoteAddress = remoteAddress
         self.remotePort = remotePort
-        self.local = local
+        self.localHost = localHost
+        self.localPort = localPort
         self.name = name
     }
+    public var local: String { localHost.contains(":") ? "[\(localHost)]:\(localPort)" : "\(localHost):\(localPort)" }
 }
 
-/// `ssh -R` on one SSHConnection: sends `tcpip-forward` for each forward, then bridges every
-/// `forwarded-tcpip` channel to a new TCP connection to the forward's local address.
-/// Reconnecting is the caller's job: make a new forwarder for each new connection.
+/// `ssh -R` on one SSHConnection: sends `tcpip-forward` for each forward, then hands every
+/// `forwarded-tcpip` channel to `bridges` (the bridging the chisel mode uses too), dialled to
+/// the forward's local address. Reconnecting is the caller's job: make a new forwarder for
+/// each new connection.
 public final class SSHReverseForwarder {
     public let connection: SSHConnection
     public let forwards: [SSHForward]
-    public var connectTimeout: TimeAmount = .seconds(10)
+    public let bridges: ChannelBridges
     /// The port the server bound for each forward (nil until its reply, or if refused).
     public private(set) var boundPorts: [Int?]
-    public private(set) var bridgesStarted = 0
-    public private(set) var activeBridges = 0
-    private var bridges: [ObjectIdentifier: StreamBridge] = [:]
 
-    public init(connection: SSHConnection, forwards: [SSHForward]) {
+    public init(connection: SSHConnection, forwards: [SSHForward], bridges: ChannelBridges) {
         self.connection = connection
         self.forwards = forwards
+        self.bridges = bridges
         boundPorts = Array(repeating: nil, count: forwards.count)
     }
-
     /// Sends the `tcpip-forward` requests; `done` gets each forward's result, in order.
     public func start(done: @escaping ([Result<Int, SSHError>]) -> Void) {
         var results: [Result<Int, SSHError>?] = Array(repeating: nil, count: forwards.count)
@@ -67,38 +68,10 @@ public final class SSHReverseForwarder {
         let forward = forwards[i]
         // Accept first, then dial (as chisel does); a failed dial closes the channel.
         guard let channel = request.accept(delegate: nil) else { return true }
-        let tcp: TCPConnection
-        let placeholder = PendingDial()
-        defer { withExtendedLifetime(placeholder) {} }
-        do {
-            tcp = try TCPConnection.connect(loop: connection.loop, to: forward.local, timeout: connectTimeout,
-                                            delegate: placeholder, label: forward.name)
-        } catch {
-            connection.loop.logger.warning("ssh forward dial failed", metadata: ["forward": "\(forward.name)", "error": "\(error)"])
-            channel.close(.closedLocally("dial \(forward.local) failed"))
-            return true
-        }
-        let bridge = StreamBridge(channel, tcp)
-        let key = ObjectIdentifier(bridge)
-        bridges[key] = bridge
-        bridgesStarted += 1
-        activeBridges += 1
-        bridge.onFinish = { [weak self] _, _ in
-            self?.bridges[key] = nil
-            self?.activeBridges -= 1
-        }
-        bridge.start()
+        bridges.bridge(channel, toHost: forward.localHost, port: forward.localPort, forward: forward.name)
         return true
     }
 
     /// Closes every bridged connection.
-    public func stop() {
-        for b in bridges.values { b.first.close(nil) }
-    }
-}
-
-/// Placeholder delegate for a TCP dial until its bridge takes over (in the same call).
-private final class PendingDial: ByteStreamDelegate {
-    func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {}
-    func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {}
+    public func stop() { bridges.closeAll() }
 }

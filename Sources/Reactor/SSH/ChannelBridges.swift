@@ -1,0 +1,124 @@
+/// Bytes moved by one forward's connections: from the tunnel to the local service, and back.
+public struct ForwardTraffic: Sendable, Equatable {
+    public var toLocal: UInt64 = 0
+    public var toTunnel: UInt64 = 0
+    public init(toLocal: UInt64 = 0, toTunnel: UInt64 = 0) {
+        self.toLocal = toLocal
+        self.toTunnel = toTunnel
+    }
+}
+
+/// What the owner of a ChannelBridges hears, by forward name. `id` numbers the connections.
+public protocol ChannelBridgesObserver: AnyObject {
+    func channelBridgeOpened(forward: String, id: Int)
+    func channelBridgeDialFailed(forward: String, target: String, error: ConnectionError?)
+    func channelBridgeClosed(forward: String, id: Int, traffic: ForwardTraffic)
+}
+
+/// The bridging both tunnel modes share: an accepted SSH channel (a chisel `chisel` channel or
+/// an OpenSSH `forwarded-tcpip` one) is held paused while its local address is dialled (names
+/// resolve without blocking the loop), then piped to it by a StreamBridge. A failed dial closes
+/// the channel. Keeps every bridge until it ends, for live traffic counts and `closeAll`.
+public final class ChannelBridges {
+    public let loop: EventLoop
+    public let resolver: Resolver
+    public var dialTimeout: TimeAmount = .seconds(10)
+    public weak var observer: ChannelBridgesObserver?
+    /// Connections dialled successfully so far.
+    public private(set) var started = 0
+    public var active: Int { bridges.count }
+
+    private var bridges: [Int: (bridge: StreamBridge, forward: String)] = [:]
+    /// Dials in progress (a HostConnection holds its delegate weakly, so they are kept here).
+    private var pendingDials: [Int: PendingDial] = [:]
+    private var nextID = 0
+
+    public init(loop: EventLoop, resolver: Resolver) {
+        self.loop = loop
+        self.resolver = resolver
+    }
+
+    /// Dials `host:port` and pipes `channel` to it once connected.
+    public func bridge(_ channel: SSHChannel, toHost host: String, port: Int, forward: String) {
+        channel.pauseReading()   // until the local side is connected
+        nextID += 1
+        let id = nextID
+        let pending = PendingDial()
+        let local = HostConnection(loop: loop, resolver: resolver, host: host, port: port, timeout: dialTimeout,
+                                   delegate: pending, label: forward)
+        pendingDials[id] = pending
+        pending.onOpen = { [weak self] in
+            guard let self else { local.close(nil); channel.close(nil); return }
+            self.pendingDials.removeValue(forKey: id)
+            self.start(StreamBridge(channel, local), id: id, forward: forward)
+            channel.resumeReading()
+        }
+        pending.onFail = { [weak self] error in
+            channel.close(nil)
+            guard let self else { return }
+            self.pendingDials.removeValue(forKey: id)
+            self.observer?.channelBridgeDialFailed(forward: forward, target: "\(host):\(port)", error: error)
+        }
+        pending.local = local
+    }
+
+    private func start(_ bridge: StreamBridge, id: Int, forward: String) {
+        started += 1
+        bridges[id] = (bridge, forward)
+        bridge.onFinish = { [weak self] b, _ in
+            guard let self else { return }
+            self.bridges.removeValue(forKey: id)
+            self.observer?.channelBridgeClosed(forward: forward, id: id, traffic: Self.traffic(b))
+        }
+        observer?.channelBridgeOpened(forward: forward, id: id)
+        bridge.start()
+    }
+
+    /// Bytes moved so far by each forward's open connections.
+    public var liveTraffic: [String: ForwardTraffic] {
+        var out: [String: ForwardTraffic] = [:]
+        for (bridge, forward) in bridges.values {
+            let t = Self.traffic(bridge)
+            out[forward, default: ForwardTraffic()].toLocal &+= t.toLocal
+            out[forward, default: ForwardTraffic()].toTunnel &+= t.toTunnel
+        }
+        return out
+    }
+
+    /// Ends every bridge and every dial in progress.
+    public func closeAll() {
+        for p in pendingDials.values {
+            p.onOpen = nil
+            p.onFail = nil
+            p.local?.close(nil)
+        }
+        pendingDials.removeAll()
+        for (b, _) in bridges.values { b.first.close(nil); b.second.close(nil) }
+    }
+
+    // The channel is the bridge's first side, the local connection its second.
+    private static func traffic(_ b: StreamBridge) -> ForwardTraffic {
+        ForwardTraffic(toLocal: b.bytesFirstToSecond, toTunnel: b.bytesSecondToFirst)
+    }
+}
+
+/// Holds a dial's callbacks until its connection opens or fails.
+private final class PendingDial: ByteStreamDelegate {
+    var local: HostConnection?
+    var onOpen: (() -> Void)?
+    var onFail: ((ConnectionError?) -> Void)?
+    // The callbacks may drop the last reference to this object: take them out first.
+    func streamDidOpen(_ stream: ByteStream) {
+        let f = onOpen
+        onOpen = nil
+        onFail = nil
+        f?()
+    }
+    func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {}
+    func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
+        let f = onFail
+        onOpen = nil
+        onFail = nil
+        f?(error)
+    }
+}
