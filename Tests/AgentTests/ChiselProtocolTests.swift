@@ -20,7 +20,7 @@ final class ChiselProtocolTests: XCTestCase {
         // The Host header always carries the port, as gorilla/websocket sends it.
         XCTAssertEqual(try TunnelEndpoint.parse("https://tunnel.pipeops.io").hostHeader, "tunnel.pipeops.io:443")
         XCTAssertEqual(try TunnelEndpoint.parse("ws://[::1]").hostHeader, "[::1]:80")
-        for bad in ["", "ftp://h", "https://", "h:0", "h:http", "[::1"] {
+        for bad in ["", "ftp://h", "https://", "h:0", "h:http", "[::1", "https://:443", "https://[]:443", "::1:80"] {
             XCTAssertThrowsError(try TunnelEndpoint.parse(bad), bad)
         }
     }

@@ -18,42 +18,17 @@ public struct TunnelEndpoint: Equatable, Sendable, CustomStringConvertible {
     }
 
     public static func parse(_ text: String) throws(TunnelConfigError) -> TunnelEndpoint {
-        var rest = Substring(text.trimmingCharacters(in: " "))
-        guard !rest.isEmpty else { throw TunnelConfigError("tunnel server address is empty") }
-        var tls = true
-        if let schemeEnd = rest.firstRange(of: "://") {
-            let scheme = rest[..<schemeEnd.lowerBound].lowercased()
-            switch scheme {
-            case "https", "wss": tls = true
-            case "http", "ws": tls = false
-            default: throw TunnelConfigError("tunnel server address '\(text)': unsupported scheme '\(scheme)' (use https, http, wss or ws)")
-            }
-            rest = rest[schemeEnd.upperBound...]
+        let trimmed = text.trimmingCharacters(in: " ")
+        guard !trimmed.isEmpty else { throw TunnelConfigError("tunnel server address is empty") }
+        // A bare host[:port] means https; the rest is an ordinary URL.
+        let url = trimmed.contains("://") ? trimmed : "https://" + trimmed
+        let origin: HTTPOrigin, target: String
+        do { (origin, target) = try HTTPClientRequest.parseURL(url) } catch {
+            throw TunnelConfigError("tunnel server address '\(text)': \(error)")
         }
-        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-        let authority = rest[..<slash]
-        let path = slash == rest.endIndex ? "/" : String(rest[slash...])
-        guard !authority.isEmpty else { throw TunnelConfigError("tunnel server address '\(text)' has no host") }
-        var host = String(authority)
-        var port = tls ? 443 : 80
-        // host:port, [v6]:port, [v6], host
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw TunnelConfigError("tunnel server address '\(text)': missing ']'") }
-            host = String(authority[authority.index(after: authority.startIndex)..<close])
-            let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") { port = try parsePort(after.dropFirst(), text) }
-            else if !after.isEmpty { throw TunnelConfigError("tunnel server address '\(text)': junk after ']'") }
-        } else if let colon = authority.lastIndex(of: ":") {
-            host = String(authority[..<colon])
-            port = try parsePort(authority[authority.index(after: colon)...], text)
-        }
-        guard !host.isEmpty else { throw TunnelConfigError("tunnel server address '\(text)' has no host") }
-        return TunnelEndpoint(useTLS: tls, host: host, port: port, path: path)
-    }
-
-    private static func parsePort(_ s: Substring, _ text: String) throws(TunnelConfigError) -> Int {
-        guard let p = Int(s), (1...65535).contains(p) else { throw TunnelConfigError("tunnel server address '\(text)': bad port '\(s)'") }
-        return p
+        guard !origin.host.isEmpty else { throw TunnelConfigError("tunnel server address '\(text)' has no host") }
+        guard origin.port != 0 else { throw TunnelConfigError("tunnel server address '\(text)': port 0") }
+        return TunnelEndpoint(useTLS: origin.useTLS, host: origin.host, port: origin.port, path: target)
     }
 
     /// `Host:` header value: always with the port (gorilla/websocket dials an explicit port).
