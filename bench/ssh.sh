@@ -15,18 +15,9 @@ cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
 chmod 644 "$dir/authorized_keys"
 SP=$(free_port)
 mkdir -p /run/sshd
-cat > "$dir/sshd_config" <<CFG
-Port $SP
-ListenAddress 127.0.0.1
-HostKey $dir/host_ed25519
-PidFile $dir/sshd.pid
-AuthorizedKeysFile $dir/authorized_keys
-StrictModes no
-UsePAM no
-PasswordAuthentication yes
-AllowTcpForwarding yes
-Ciphers aes128-gcm@openssh.com
-CFG
+sed -e "s|@PORT@|$SP|" -e "s|@PIDFILE@|$dir/sshd.pid|" -e "s|@AUTHKEYS@|$dir/authorized_keys|" \
+  Tests/Fixtures/ssh/sshd_config.template > "$dir/sshd_config"
+printf 'HostKey %s\nCiphers aes128-gcm@openssh.com\n' "$dir/host_ed25519" >> "$dir/sshd_config"
 /usr/sbin/sshd -D -e -f "$dir/sshd_config" -E "$dir/sshd.log" & pids+=($!)
 IP=$(free_port)
 iperf3 -s -p "$IP" >/dev/null 2>&1 & pids+=($!)

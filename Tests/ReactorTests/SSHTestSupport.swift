@@ -96,9 +96,10 @@ final class SSHDPeer {
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
         var config = try String(contentsOfFile: "\(SSHFixtures.dir)/sshd_config.template", encoding: .utf8)
         config = config.replacingOccurrences(of: "@PORT@", with: "\(port)")
-        config = config.replacingOccurrences(of: "@DIR@/sshd.pid", with: "\(dir)/sshd.pid")
-        config = config.replacingOccurrences(of: "@DIR@", with: keys.dir)
-        config += extraConfig + "\n"
+        config = config.replacingOccurrences(of: "@PIDFILE@", with: "\(dir)/sshd.pid")
+        config = config.replacingOccurrences(of: "@AUTHKEYS@", with: "\(keys.dir)/authorized_keys")
+        for key in ["host_ed25519", "host_ecdsa", "host_rsa"] { config += "HostKey \(keys.dir)/\(key)\n" }
+        config += "LogLevel VERBOSE\n" + extraConfig + "\n"
         try config.write(toFile: "\(dir)/sshd_config", atomically: true, encoding: .utf8)
         logPath = "\(dir)/sshd.log"
         pid = try spawnProcess("/usr/sbin/sshd", ["-D", "-e", "-f", "\(dir)/sshd_config", "-E", logPath])

@@ -26,22 +26,12 @@ class SSHD:
         self.fingerprint = out.split()[1]            # SHA256:...
         self.port = port
         self.config = os.path.join(self.dir, "sshd_config")
+        with open(os.path.join(ROOT, "Tests", "Fixtures", "ssh", "sshd_config.template")) as f:
+            text = f.read()
+        text = (text.replace("@PORT@", str(port)).replace("@PIDFILE@", f"{self.dir}/sshd.pid")
+                .replace("@AUTHKEYS@", f"{self.dir}/authorized_keys"))
         with open(self.config, "w") as f:
-            f.write(f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {self.key}
-PidFile {self.dir}/sshd.pid
-AuthorizedKeysFile {self.dir}/authorized_keys
-StrictModes no
-UsePAM no
-PermitRootLogin yes
-PasswordAuthentication yes
-KbdInteractiveAuthentication no
-AllowTcpForwarding yes
-GatewayPorts no
-MaxStartups 200:30:300
-{extra}
-""")
+            f.write(text + f"HostKey {self.key}\n{extra}\n")
         self.log = os.path.join(self.dir, "sshd.log")
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", self.config, "-E", self.log])
         end = time.monotonic() + 10
