@@ -131,13 +131,21 @@ class ControlPlane:
 
 
 class Agent:
-    def __init__(self, tmp: str, api_url: str, forwards: dict[str, str], port: int | None = None,
-                 extra_yaml: str = "", env: dict[str, str] | None = None, name: str = "agent"):
+    def __init__(self, tmp: str, api_url: str, forwards: dict[str, str | dict], port: int | None = None,
+                 extra_yaml: str = "", env: dict[str, str] | None = None, name: str = "agent",
+                 tunnel_yaml: str = "", token: str | None = TOKEN, tunnel_enabled: bool = True):
+        """`forwards`: name -> local_addr, or name -> {key: value} for more keys (remote_port...).
+        `tunnel_yaml`: more keys under `tunnel:`, indented by two spaces. `token=None` leaves it out."""
         self.port = port or free_port()
         self.tmp = tmp
         self.state_path = os.path.join(tmp, f"{name}-state.json")
         self.config_path = os.path.join(tmp, f"{name}.yaml")
-        fw = "".join(f"    - name: \"{n}\"\n      local_addr: \"{a}\"\n" for n, a in forwards.items())
+        def forward(name: str, spec: str | dict) -> str:
+            keys = spec if isinstance(spec, dict) else {"local_addr": spec}
+            return f"    - name: \"{name}\"\n" + "".join(
+                f"      {k}: {v if isinstance(v, int) else chr(34) + str(v) + chr(34)}\n" for k, v in keys.items())
+        fw = "".join(forward(n, a) for n, a in forwards.items())
+        token_line = f'  token: "{token}"\n' if token is not None else ""
         with open(self.config_path, "w") as f:
             f.write(f"""agent:
   cluster_name: "e2e-cluster"
@@ -147,16 +155,15 @@ class Agent:
     environment: "test"
 pipeops:
   api_url: "{api_url}"
-  token: "{TOKEN}"
-  timeouts:
+{token_line}  timeouts:
     connect: 3s
     register: 5s
     heartbeat: 3s
     poll: 3s
 tunnel:
-  enabled: true
+  enabled: {"true" if tunnel_enabled else "false"}
   poll_interval: 1s
-  forwards:
+{tunnel_yaml}  forwards:
 {fw}state:
   path: "{self.state_path}"
 {extra_yaml}""")

@@ -8,29 +8,20 @@ from harness import free_port, wait_for
 from sshd import PASSWORD, SSHD, USER
 
 
-def ssh_yaml(port, fingerprint="", extra=""):
+def ssh_yaml(port, fingerprint=""):
     fp = f'\n    host_key_fingerprint: "{fingerprint}"' if fingerprint else ""
     return f"""  mode: ssh
   ssh:
     server: "127.0.0.1:{port}"
     user: "{USER}"
     password: "{PASSWORD}"{fp}
-{extra}"""
+"""
 
 
 def start_agent(agents, sshd_port, hello_port, remote_port, fingerprint=""):
-    # The forwards and the ssh block live under `tunnel:`; the harness writes the forwards.
-    agent = agents("", {"kubernetes-api": f"127.0.0.1:{hello_port}"},
-                   extra_yaml="", name="ssh-agent")
-    agent.stop()
-    text = open(agent.config_path).read()
-    text = text.replace('      local_addr: "127.0.0.1:%d"\n' % hello_port,
-                        '      local_addr: "127.0.0.1:%d"\n      remote_port: %d\n' % (hello_port, remote_port))
-    text = text.replace("tunnel:\n  enabled: true\n", "tunnel:\n  enabled: true\n" + ssh_yaml(sshd_port, fingerprint))
-    text = text.replace('  token: "test-token"\n', "")
-    with open(agent.config_path, "w") as f:
-        f.write(text)
-    return agents.restart(agent)
+    """Standalone (no control plane, no token): SSH mode with one forward to the hello service."""
+    return agents("", {"kubernetes-api": {"local_addr": f"127.0.0.1:{hello_port}", "remote_port": remote_port}},
+                  tunnel_yaml=ssh_yaml(sshd_port, fingerprint), token=None, name="ssh-agent")
 
 
 def test_ssh_mode_forwards_through_sshd_and_survives_a_restart(tmp_path, hello, agents):

@@ -242,11 +242,7 @@ def test_a_channel_to_an_unconfigured_target_is_refused(cp, hello, agents):
 def test_inactivity_closes_the_tunnel_and_the_next_poll_reopens_it(cp, hello, agents):
     # Only tunnel bytes count: the agent's own /health, asked directly, does not keep it open.
     agent = agents(cp.api_url, {"kubernetes-api": f"127.0.0.1:{hello.port}"},
-                   extra_yaml="", name="idle-agent")
-    agent.stop()
-    text = open(agent.config_path).read().replace("tunnel:\n  enabled: true\n", "tunnel:\n  enabled: true\n  inactivity_timeout: 2s\n")
-    open(agent.config_path, "w").write(text)
-    agent = agents.restart(agent)
+                   tunnel_yaml="  inactivity_timeout: 2s\n", name="idle-agent")
     port = free_port()
     up_tunnel(cp, agent, {"kubernetes-api": port})
     for _ in range(5):
@@ -261,11 +257,7 @@ def test_inactivity_closes_the_tunnel_and_the_next_poll_reopens_it(cp, hello, ag
 def test_a_long_transfer_on_one_connection_is_activity_and_is_counted_while_open(cp, echo, agents):
     # One connection stays open and moves a little data every 0.3 s for longer than the
     # inactivity timeout: the tunnel must stay up, and heartbeats count the open connection's bytes.
-    agent = agents(cp.api_url, {"echo": f"127.0.0.1:{echo.port}"}, name="busy-agent")
-    agent.stop()
-    text = open(agent.config_path).read().replace("tunnel:\n  enabled: true\n", "tunnel:\n  enabled: true\n  inactivity_timeout: 2s\n")
-    open(agent.config_path, "w").write(text)
-    agent = agents.restart(agent)
+    agent = agents(cp.api_url, {"echo": f"127.0.0.1:{echo.port}"}, tunnel_yaml="  inactivity_timeout: 2s\n", name="busy-agent")
     port = free_port()
     up_tunnel(cp, agent, {"echo": port})
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -291,12 +283,8 @@ def test_a_long_transfer_on_one_connection_is_activity_and_is_counted_while_open
 
 
 def test_an_agent_without_a_chisel_tunnel_does_not_poll_the_tunnel_status(cp, hello, agents):
-    agent = agents(cp.api_url, {"kubernetes-api": f"127.0.0.1:{hello.port}"}, name="no-tunnel-agent")
-    agent.stop()
-    text = open(agent.config_path).read().replace("tunnel:\n  enabled: true\n", "tunnel:\n  enabled: false\n")
-    open(agent.config_path, "w").write(text)
     since = cp.requests_for("heartbeat")[-1]["seq"] if cp.requests_for("heartbeat") else 0
     polls_before = len(cp.requests_for("tunnel_status"))
-    agent = agents.restart(agent)
+    agent = agents(cp.api_url, {"kubernetes-api": f"127.0.0.1:{hello.port}"}, tunnel_enabled=False, name="no-tunnel-agent")
     cp.wait_requests("heartbeat", since=since, count=3)
     assert len(cp.requests_for("tunnel_status")) == polls_before, "polled with the tunnel disabled"
