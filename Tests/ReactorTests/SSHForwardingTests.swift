@@ -116,6 +116,11 @@ final class SSHForwardingTests: XCTestCase {
         print("ssh reverse forward: \(mib) MiB each way in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
         XCTAssertTrue(loop.run(until: { fwd.bridges.active == 0 }, timeout: .seconds(10)), "bridge still open")
         XCTAssertEqual(fwd.bridges.started, 1)
+        // The echo sends everything back as fast as it comes: encoded output waiting for the
+        // link stays within the limit (plus one packet), not the 2 MiB window sshd gives.
+        let peak = conn.session.transport.peakOutput
+        XCTAssertGreaterThan(peak, 0)
+        XCTAssertLessThanOrEqual(peak, SSHSession.outputLimit + 36 * 1024, "output peaked at \(peak) bytes")
         var cancelled: Bool?
         conn.cancelTCPIPForward(address: "127.0.0.1", port: port) { cancelled = $0 }
         XCTAssertTrue(loop.run(until: { cancelled != nil }, timeout: .seconds(5)))

@@ -164,7 +164,13 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
         guard !flushing else { return }
         flushing = true
         defer { flushing = false }
-        while state != .closed && !session.transport.output.isEmpty {
+        while state != .closed {
+            if session.transport.output.isEmpty {
+                // Channels held back by the output limit may send again while the link takes it.
+                guard stream.isWritable else { break }
+                session.outputWasWritten()
+                if session.transport.output.isEmpty { break }
+            }
             swap(&outgoing, &session.transport.output)
             outgoing.withUnsafeBytes { stream.write($0) }
             outgoing.removeAll(keepingCapacity: true)

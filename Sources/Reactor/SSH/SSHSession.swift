@@ -413,7 +413,28 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
 
     // MARK: Channel host
 
-    var canSendChannelData: Bool { linkWritable && transport.canSendNow && phase == .authenticated }
+    /// Channel data is encoded only while less than this waits in the transport's output. The
+    /// connection writes the output out at the end of the loop turn and then lets the held
+    /// channels go on (`outputWasWritten`), so a burst as large as the peer's window is never
+    /// held whole in memory (it once grew the output to 2 MiB, kept as capacity after).
+    static let outputLimit = 256 * 1024
+    private var channelsHeldForOutput = false
+
+    var canSendChannelData: Bool {
+        guard linkWritable, transport.canSendNow, phase == .authenticated else { return false }
+        if transport.output.count >= Self.outputLimit {
+            channelsHeldForOutput = true
+            return false
+        }
+        return true
+    }
+
+    /// The output went to the link, which still takes more: channels held by the limit go on.
+    func outputWasWritten() {
+        guard channelsHeldForOutput else { return }
+        channelsHeldForOutput = false
+        flushChannels()
+    }
 
     func channelSend(_ build: (inout [UInt8]) -> Void) {
         guard phase != .failed else { return }

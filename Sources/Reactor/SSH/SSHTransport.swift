@@ -35,6 +35,8 @@ final class SSHTransport {
     weak var delegate: SSHTransportDelegate?
     /// Bytes waiting to be written to the stream.
     var output: [UInt8] = []
+    /// The most bytes `output` has held after a channel's packet (SSHSession.outputLimit bounds it).
+    public private(set) var peakOutput = 0
 
     private(set) var serverBanner: String?
     private var preBannerBytes = 0          // text lines the server sent before its identification
@@ -168,6 +170,7 @@ final class SSHTransport {
         let start = encoder.begin(&output)
         build(&output)
         try encoder.finish(&output, start: start)
+        peakOutput = max(peakOutput, output.count)
         try checkRekeyLimit()
     }
 
