@@ -199,17 +199,10 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
     }
 
     private func startDrainedRekey() {
-        do {
-            rekeyDrainTimer = nil
-            rekeyAwaitsDrain = false
-            rekeysStartedOnTimeout += 1
-            try transport.requestRekey()
-            owner?.sessionHasOutput(self)
-        } catch let e as SSHError {
-            owner?.session(self, failedWith: e)
-        } catch {
-            owner?.session(self, failedWith: .crypto("\(error)"))
-        }
+        rekeyDrainTimer = nil
+        rekeyAwaitsDrain = false
+        rekeysStartedOnTimeout += 1
+        runTransportStep { try transport.requestRekey() }
     }
 
     func channelHasCollectedData(_ channel: SSHChannel) {
@@ -438,13 +431,17 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
 
     func channelSend(_ build: (inout [UInt8]) -> Void) {
         guard phase != .failed else { return }
+        runTransportStep { try transport.send(build) }
+    }
+
+    /// Runs a transport step that is not part of handling received bytes (a timer, a channel
+    /// writing): the owner hears there is output, or that the step failed.
+    private func runTransportStep(_ step: () throws -> Void) {
         do {
-            try transport.send(build)
+            try step()
             owner?.sessionHasOutput(self)
-        } catch let e as SSHError {
-            owner?.session(self, failedWith: e)
         } catch {
-            owner?.session(self, failedWith: .crypto("\(error)"))
+            owner?.session(self, failedWith: error as? SSHError ?? .crypto("\(error)"))
         }
     }
 
