@@ -147,6 +147,31 @@ final class SSHForwardingTests: XCTestCase {
         conn.close()
     }
 
+    /// The remote client leaves while its local connection is still being dialled: the dial is
+    /// abandoned with the channel. (A dial that completed later once started a bridge on the
+    /// closed channel, which then held the local connection open for good.)
+    func testClientThatLeavesDuringTheDialAbandonsIt() throws {
+        let slowService = try FullAcceptQueue()
+        defer { slowService.close() }
+        guard let f = try forwarding(localPort: slowService.port) else { return }
+        defer { f.stop() }
+        let bridges = f.fwd.bridges
+        let client = TransferClient(total: 0, seed: 0)
+        try client.start(loop: f.loop, port: f.port)
+        XCTAssertTrue(f.loop.run(until: { bridges.dialsInProgress == 1 }, timeout: .seconds(10)), "no dial started")
+        client.conn?.close()
+        // From now on a dial still going completes in about a second; an abandoned one never.
+        slowService.release()
+        XCTAssertTrue(f.loop.run(until: { bridges.dialsInProgress == 0 }, timeout: .seconds(10)), "the dial goes on")
+        f.loop.run(until: { bridges.active > 0 }, timeout: .seconds(2))
+        XCTAssertEqual(bridges.active, 0)
+        XCTAssertEqual(f.events.opened, 0)
+        XCTAssertTrue(f.events.dialFailures.isEmpty, "\(f.events.dialFailures)")
+        XCTAssertTrue(f.loop.run(until: { f.conn.openChannelCount == 0 }, timeout: .seconds(10)), "channel still open")
+        XCTAssertFalse(f.d.disconnected, "\(String(describing: f.d.error))")
+        f.conn.close()
+    }
+
     /// A forward whose local address refuses: the forwarded connection is closed, the owner
     /// hears which forward and target failed, and the SSH connection carries on.
     func testRefusedLocalAddressClosesOnlyThatConnection() throws {
@@ -284,6 +309,39 @@ final class SSHForwardingTests: XCTestCase {
         _ = try transfer(loop: loop, port: port, clients: 1, bytes: 3 * 1024 * 1024)
         XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
         conn.close()
+    }
+}
+
+/// A listener whose accept queue is full: connects to it hang (their SYNs are dropped) until
+/// `release` accepts the connection that fills it; then the waiting ones go through (the
+/// kernel resends their SYN after about a second). They are never accepted.
+final class FullAcceptQueue {
+    let port: Int
+    private let fd: Int32
+    private let filler: Int32
+    init() throws {
+        let lfd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(lfd, $0, len) } }
+        guard bound == 0, listen(lfd, 0) == 0 else { Glibc.close(lfd); throw TestFailure("bind/listen failed") }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(lfd, $0, &len) } }
+        let cfd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(cfd, $0, len) } }
+        guard connected == 0 else { Glibc.close(cfd); Glibc.close(lfd); throw TestFailure("filler connect failed") }
+        fd = lfd
+        filler = cfd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+    func release() {
+        let c = accept(fd, nil, nil)
+        if c >= 0 { Glibc.close(c) }
+    }
+    func close() {
+        Glibc.close(filler)
+        Glibc.close(fd)
     }
 }
 

@@ -38,12 +38,13 @@ public final class ChannelBridges {
         self.resolver = resolver
     }
 
-    /// Dials `host:port` and pipes `channel` to it once connected.
+    /// Dials `host:port` and pipes `channel` to it once connected. If the channel ends first
+    /// (the remote client gave up), the dial is abandoned.
     public func bridge(_ channel: SSHChannel, toHost host: String, port: Int, forward: String) {
-        channel.pauseReading()   // until the local side is connected
+        channel.pauseReading()   // until the local side is connected; data waits in the channel
         nextID += 1
         let id = nextID
-        let pending = PendingDial()
+        let pending = PendingDial(channel: channel)
         let local = HostConnection(loop: loop, resolver: resolver, host: host, port: port, timeout: dialTimeout,
                                    delegate: pending, label: forward)
         pendingDials[id] = pending
@@ -59,8 +60,17 @@ public final class ChannelBridges {
             self.pendingDials.removeValue(forKey: id)
             self.observer?.channelBridgeDialFailed(forward: forward, target: "\(host):\(port)", error: error)
         }
+        pending.onChannelEnd = { [weak self] in
+            local.close(nil)
+            channel.close(nil)
+            self?.pendingDials.removeValue(forKey: id)
+        }
         pending.local = local
+        channel.delegate = pending
     }
+
+    /// Local connections being dialled.
+    public var dialsInProgress: Int { pendingDials.count }
 
     private func start(_ bridge: StreamBridge, id: Int, forward: String) {
         started += 1
@@ -90,7 +100,9 @@ public final class ChannelBridges {
         for p in pendingDials.values {
             p.onOpen = nil
             p.onFail = nil
+            p.onChannelEnd = nil
             p.local?.close(nil)
+            p.channel.close(nil)
         }
         pendingDials.removeAll()
         for (b, _) in bridges.values { b.first.close(nil); b.second.close(nil) }
@@ -102,23 +114,31 @@ public final class ChannelBridges {
     }
 }
 
-/// Holds a dial's callbacks until its connection opens or fails.
+/// Delegate of both the dial and the waiting channel until the dial opens, fails, or the
+/// channel ends (its EOF comes here only when no data waits in front of it: nothing to send).
 private final class PendingDial: ByteStreamDelegate {
+    let channel: SSHChannel
     var local: HostConnection?
     var onOpen: (() -> Void)?
     var onFail: ((ConnectionError?) -> Void)?
-    // The callbacks may drop the last reference to this object: take them out first.
+    var onChannelEnd: (() -> Void)?
+    init(channel: SSHChannel) { self.channel = channel }
+
+    // Exactly one callback runs, and it may drop the last reference to this object: take
+    // them all out first.
+    private func take() -> (open: (() -> Void)?, fail: ((ConnectionError?) -> Void)?, end: (() -> Void)?) {
+        defer { onOpen = nil; onFail = nil; onChannelEnd = nil }
+        return (onOpen, onFail, onChannelEnd)
+    }
     func streamDidOpen(_ stream: ByteStream) {
-        let f = onOpen
-        onOpen = nil
-        onFail = nil
-        f?()
+        guard stream !== channel else { return }
+        take().open?()
     }
     func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {}
+    func streamDidReadEOF(_ stream: ByteStream) {
+        if stream === channel { take().end?() }
+    }
     func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
-        let f = onFail
-        onOpen = nil
-        onFail = nil
-        f?(error)
+        if stream === channel { take().end?() } else { take().fail?(error) }
     }
 }
