@@ -20,7 +20,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
     /// Chisel target string (`host:port`) -> the forward's name and parsed local address, for
     /// the forwards we were allocated; channels to anything else are refused.
     let targets: [String: (forward: String, host: String, port: Int)]
-    let remotes: [(ChiselRemote, DesiredTunnel.Forward)]
+    let remotes: [ChiselRemote]
 
     private var dialer: StreamDialer?
     private var webSocket: WebSocketStream?
@@ -34,7 +34,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
         self.connector = connector
         self.proxies = proxies
         self.resolver = resolver
-        var remotes: [(ChiselRemote, DesiredTunnel.Forward)] = []
+        var remotes: [ChiselRemote] = []
         var targets: [String: (forward: String, host: String, port: Int)] = [:]
         for f in desired.forwards {
             let local: (host: String, port: Int)
@@ -42,7 +42,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
                 throw TunnelConfigError("forward \(f.name): local_addr \(error)")
             }
             let r = ChiselRemote(localHost: f.remoteBind, localPort: f.remotePort, remoteHost: local.host, remotePort: local.port)
-            remotes.append((r, f))
+            remotes.append(r)
             if targets[r.target] == nil { targets[r.target] = (f.name, local.host, local.port) }
         }
         self.remotes = remotes
@@ -50,13 +50,14 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
         super.init(loop: loop, resolver: resolver, dialTimeout: Self.dialTimeout, manager: manager, logger: logger)
     }
 
-    var configJSON: String { chiselConfigJSON(version: AgentVersion.version, remotes: remotes.map(\.0)) }
+    var remotesDisplay: String { remotes.map(\.display).joined(separator: ",") }
+    var configJSON: String { chiselConfigJSON(version: AgentVersion.version, remotes: remotes) }
 
     // MARK: Connecting
 
     override func start() {
         let e = desired.endpoint
-        logger.info("connecting tunnel", metadata: ["server": "\(e)", "remotes": "\(remotes.map { $0.0.display }.joined(separator: ","))"])
+        logger.info("connecting tunnel", metadata: ["server": "\(e)", "remotes": "\(remotesDisplay)"])
         let origin = HTTPOrigin(useTLS: e.useTLS, host: e.host, port: e.port)
         dialer = StreamDialer.dial(loop: loop, origin: origin, connector: connector, proxies: proxies,
                                    timeout: Self.handshakeTimeout) { [weak self] result in
@@ -119,7 +120,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
             }
             let latency = self.loop.now - sentAt
             self.logger.info("tunnel connected", metadata: ["server": "\(self.desired.endpoint)", "latency_ms": "\(latency.milliseconds)",
-                                                            "remotes": "\(self.remotes.map { $0.0.display }.joined(separator: ","))"])
+                                                            "remotes": "\(self.remotesDisplay)"])
             self.manager?.sessionDidConnect(self)
             // chisel's keepalive: `ping` every 25 s; an empty reply or `pong` is fine.
             let k = SSHKeepalive(loop: self.loop, connection: connection, request: "ping",
