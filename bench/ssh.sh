@@ -24,14 +24,19 @@ iperf3 -s -p "$IP" >/dev/null 2>&1 & pids+=($!)
 wait_port "$SP"; wait_port "$IP"
 
 # One client at a time: measure iperf3 through its forward, both directions.
-measure() {   # $1 = client pid, $2 = remote port; prints "up_Bps down_Bps cpu_s_per_GiB"
-  local pid=$1 port=$2 c0 c1 up down bytes
+# Also the CPU that sshd's process for this client spends per GiB into the forward: sshd is
+# what limits that direction here, and how much it spends per byte depends on the client.
+measure() {   # $1 = client pid, $2 = remote port; prints "up_Bps down_Bps cpu_s_per_GiB sshd_s_per_GiB_up"
+  local pid=$1 port=$2 c0 c1 s0 s1 up down sshd
   wait_listen "$port"
-  c0=$(cpu_seconds "$pid")
+  sshd=$(pgrep -n -u sshtest sshd)   # the session process of the newest connection: this client's
+  c0=$(cpu_seconds "$pid"); s0=$(cpu_seconds "$sshd")
   up=$(iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -J | python3 bench/iperf_sum.py)
+  s1=$(cpu_seconds "$sshd")
   down=$(iperf3 -c 127.0.0.1 -p "$port" -t "$DURATION" -R -J | python3 bench/iperf_sum.py)
   c1=$(cpu_seconds "$pid")
-  python3 -c "import sys; u,ub,d,db,c=map(float,sys.argv[1:]); print(u, d, c/((ub+db)/2**30))" $up $down "$(python3 -c "print($c1-$c0)")"
+  python3 -c "import sys; u,ub,d,db,c,s=map(float,sys.argv[1:]); print(u, d, c/((ub+db)/2**30), s/(ub/2**30))" \
+    $up $down "$(python3 -c "print($c1-$c0)")" "$(python3 -c "print($s1-$s0)")"
 }
 
 # The agent's config: SSH mode with the same key, one forward to iperf3.
@@ -94,7 +99,8 @@ def paired(c):
 rows = [("into the forward (iperf3)", 0, lambda v: f"{v/1e6:.0f} MB/s", ">= 1.0"),
         ("out of the forward (iperf3 -R)", 1, lambda v: f"{v/1e6:.0f} MB/s", ">= 1.0"),
         ("client CPU per GiB", 2, lambda v: f"{v:.2f} s", "<= 1.0"),
-        ("client peak RSS", 3, lambda v: f"{v/1024:.1f} MiB", "")]
+        ("sshd's CPU per GiB into the forward (its limit)", 3, lambda v: f"{v:.2f} s", ""),
+        ("client peak RSS", 4, lambda v: f"{v/1024:.1f} MiB", "")]
 out = [f"\n## SSH reverse forward (aes128-gcm, through one sshd; {len(agent) // 2} rounds of A B B A / B A A B): {machine}\n",
        "| measure | agent (ssh mode), median of runs | OpenSSH ssh -N -R, median of runs | ratio per round: median (range) | target |",
        "|---|---|---|---|---|"]
@@ -103,7 +109,8 @@ for name, c, fmt, target in rows:
     out.append(f"| {name} | {fmt(med(agent, c))} | {fmt(med(ssh, c))} | {m:.2f} x ({lo:.2f}-{hi:.2f}) | {target} |")
 text = "\n".join(out) + "\n"
 for i, (a, o) in enumerate(zip(agent, ssh)):
-    print(f"round {i // 2 + 1}: into {a[0]/1e6:.0f} vs {o[0]/1e6:.0f} MB/s, out {a[1]/1e6:.0f} vs {o[1]/1e6:.0f} MB/s, CPU/GiB {a[2]:.2f} vs {o[2]:.2f} s")
+    print(f"round {i // 2 + 1}: into {a[0]/1e6:.0f} vs {o[0]/1e6:.0f} MB/s, out {a[1]/1e6:.0f} vs {o[1]/1e6:.0f} MB/s, "
+          f"CPU/GiB {a[2]:.2f} vs {o[2]:.2f} s, sshd CPU/GiB into {a[3]:.2f} vs {o[3]:.2f} s")
 print(text)
 open("bench/results/ssh.md", "a").write(text)
 PY
