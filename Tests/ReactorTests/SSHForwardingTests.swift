@@ -259,12 +259,14 @@ final class SSHForwardingTests: XCTestCase {
     /// to, so it does not buffer its side of the forwards during the exchange; windows reopen
     /// after. With adjusts going on, the window would never drain while the stream lasts.
     func testClientRekeyWaitsForBusyChannelsToDrain() throws {
-        guard let f = try forwarding(config: rekeyEveryMiBConfig()) else { return }
+        var config = rekeyEveryMiBConfig()
+        config.acknowledgesPromptly = false
+        guard let f = try forwarding(config: config) else { return }
         defer { f.stop() }
         let (loop, conn, d, echo, port) = (f.loop, f.conn, f.d, f.echo, f.port)
         let before = conn.keyExchangeCount
-        // ACKs are prompt exactly while keys are exchanged (sshd's kex replies must not wait on
-        // our delayed ACKs), and delayed again for the bulk data.
+        // With delayed ACKs configured, ACKs are still prompt exactly while keys are exchanged
+        // (sshd's kex replies must not wait on our delayed ACKs), and delayed for the bulk data.
         guard let tcp = conn.stream as? TCPConnection else { return XCTFail("not over TCP") }
         var turnsExchanging = 0, promptWhileExchanging = 0, promptOtherwise = 0
         let client = try streamIntoSink(loop: loop, port: port, sink: echo, bytes: 16 * 1024 * 1024) {
@@ -286,6 +288,22 @@ final class SSHForwardingTests: XCTestCase {
         client.close(nil)
         XCTAssertFalse(d.disconnected, "\(String(describing: d.error))")
         conn.close()
+    }
+
+    /// By default every read of the link is ACKed at once, bulk data included.
+    func testAcknowledgementsArePromptByDefault() throws {
+        guard let f = try forwarding() else { return }
+        defer { f.stop() }
+        guard let tcp = f.conn.stream as? TCPConnection else { return XCTFail("not over TCP") }
+        var turns = 0, delayed = 0
+        let client = try streamIntoSink(loop: f.loop, port: f.port, sink: f.echo, bytes: 8 * 1024 * 1024) {
+            turns += 1
+            if !tcp.acknowledgesPromptly { delayed += 1 }
+        }
+        XCTAssertGreaterThan(turns, 0)
+        XCTAssertEqual(delayed, 0, "delayed ACKs on \(delayed) of \(turns) loop turns")
+        client.close(nil)
+        f.conn.close()
     }
 
     /// A channel whose data stops with window left cannot drain, and with the forward one-way

@@ -176,11 +176,12 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
             outgoing.removeAll(keepingCapacity: true)
         }
         if state != .closed && !stream.isWritable { session.linkWritable = false }
-        // While keys are exchanged (or about to be), our ACKs go out at once: sshd leaves Nagle
-        // on for forwarding-only connections, so each of its small kex replies would otherwise
-        // wait for our delayed ACK of its last data (40 ms, seen on half the re-exchanges).
-        let exchanging = session.holdsWindowAdjusts || session.transport.isExchangingKeys
-        if let s = promptAcking, s.acknowledgesPromptly != exchanging { s.acknowledgesPromptly = exchanging }
+        // Our ACKs go out at once when so configured, and always while keys are exchanged (or
+        // about to be): sshd leaves Nagle on for forwarding-only connections, so each of its
+        // small kex replies would otherwise wait for our delayed ACK of its last data (40 ms,
+        // seen on half the re-exchanges).
+        let prompt = session.config.acknowledgesPromptly || session.holdsWindowAdjusts || session.transport.isExchangingKeys
+        if let s = promptAcking, s.acknowledgesPromptly != prompt { s.acknowledgesPromptly = prompt }
     }
 
     private func fail(_ error: Error) {
