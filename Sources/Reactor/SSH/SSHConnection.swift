@@ -176,10 +176,8 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
             outgoing.removeAll(keepingCapacity: true)
         }
         if state != .closed && !stream.isWritable { session.linkWritable = false }
-        // Our ACKs go out at once when so configured, and always while keys are exchanged (or
-        // about to be): sshd leaves Nagle on for forwarding-only connections, so each of its
-        // small kex replies would otherwise wait for our delayed ACK of its last data (40 ms,
-        // seen on half the re-exchanges).
+        // Prompt ACKs as configured, and always while keys are exchanged or about to be (see
+        // SSHClientConfig.acknowledgesPromptly for why).
         let prompt = session.config.acknowledgesPromptly || session.holdsWindowAdjusts || session.transport.isExchangingKeys
         if let s = promptAcking, s.acknowledgesPromptly != prompt { s.acknowledgesPromptly = prompt }
     }

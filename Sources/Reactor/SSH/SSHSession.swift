@@ -9,9 +9,10 @@ public struct SSHClientConfig: Sendable {
     public var handshakeTimeout: TimeAmount = .seconds(30)
     /// ACK what the server sends at once (TCP_QUICKACK after every read) instead of delaying
     /// the ACKs; only over TCP. sshd leaves Nagle on for forwarding-only connections, so its
-    /// small packets wait for our ACK of its previous ones; and with delayed ACKs sshd spent
-    /// about 10 % more CPU per byte forwarded to us (bench/ssh.sh, where sshd is the limit).
-    /// When false, ACKs are still prompt during key exchanges, where the wait cost 40 ms each.
+    /// small packets wait for our ACK of its previous ones (40 ms per key exchange, measured);
+    /// and with delayed ACKs sshd spent about 8 % more CPU per byte it forwarded to us
+    /// (bench/ssh.sh, where sshd is the limit). When false, ACKs are still prompt while keys
+    /// are exchanged.
     public var acknowledgesPromptly = true
     public init(credentials: SSHCredentials) { self.credentials = credentials }
 }

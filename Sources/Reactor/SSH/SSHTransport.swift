@@ -36,7 +36,7 @@ final class SSHTransport {
     /// Bytes waiting to be written to the stream.
     var output: [UInt8] = []
     /// The most bytes `output` has held after a channel's packet (SSHSession.outputLimit bounds it).
-    public private(set) var peakOutput = 0
+    private(set) var peakOutput = 0
 
     private(set) var serverBanner: String?
     private var preBannerBytes = 0          // text lines the server sent before its identification
