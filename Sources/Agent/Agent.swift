@@ -211,7 +211,7 @@ final class FailedSession: TunnelSessionBase {
     init(manager: TunnelManager, loop: EventLoop, resolver: Resolver, error: String) {
         self.loop = loop
         self.error = error
-        super.init(loop: loop, resolver: resolver, dialTimeout: .seconds(1), manager: manager, logger: manager.logger)
+        super.init(loop: loop, resolver: resolver, manager: manager, logger: manager.logger)
     }
     override func start() { loop.deferred { [weak self] in if let self { self.end(self.error) } } }
 }

@@ -9,7 +9,6 @@ import Reactor
 final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
     static let keepaliveInterval: TimeAmount = .seconds(25)
     static let keepaliveDeadline: TimeAmount = .seconds(15)
-    static let dialTimeout: TimeAmount = .seconds(10)
     static let handshakeTimeout: TimeAmount = .seconds(45)
 
     unowned let loop: EventLoop
@@ -37,17 +36,14 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
         var remotes: [ChiselRemote] = []
         var targets: [String: (forward: String, host: String, port: Int)] = [:]
         for f in desired.forwards {
-            let local: (host: String, port: Int)
-            do { local = try SocketAddress.splitHostPort(f.localAddr) } catch {
-                throw TunnelConfigError("forward \(f.name): local_addr \(error)")
-            }
+            let local = try f.localHostPort()
             let r = ChiselRemote(localHost: f.remoteBind, localPort: f.remotePort, remoteHost: local.host, remotePort: local.port)
             remotes.append(r)
             if targets[r.target] == nil { targets[r.target] = (f.name, local.host, local.port) }
         }
         self.remotes = remotes
         self.targets = targets
-        super.init(loop: loop, resolver: resolver, dialTimeout: Self.dialTimeout, manager: manager, logger: logger)
+        super.init(loop: loop, resolver: resolver, manager: manager, logger: logger)
     }
 
     var remotesDisplay: String { remotes.map(\.display).joined(separator: ",") }

@@ -1,3 +1,5 @@
+import Reactor
+
 /// Counters for one forward, shown in heartbeats, `/api/health/detailed` and `/metrics`.
 public struct ForwardStats: Sendable, Equatable {
     public var remotePort = 0
@@ -17,6 +19,13 @@ public struct DesiredTunnel: Equatable, Sendable {
         public var remotePort: Int
         public var localAddr: String
         public var remoteBind: String
+
+        /// `localAddr` as host and port; the error names the forward.
+        func localHostPort() throws(TunnelConfigError) -> (host: String, port: Int) {
+            do { return try SocketAddress.splitHostPort(localAddr) } catch {
+                throw TunnelConfigError("forward \(name): local_addr \(error)")
+            }
+        }
     }
     public var endpoint: TunnelEndpoint
     public var credentials: TunnelCredentials

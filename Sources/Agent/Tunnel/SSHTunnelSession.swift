@@ -22,14 +22,14 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
         self.desired = desired
         self.resolver = resolver
         self.privateKey = privateKey
-        super.init(loop: loop, resolver: resolver, dialTimeout: ChiselSession.dialTimeout, manager: manager, logger: logger)
+        super.init(loop: loop, resolver: resolver, manager: manager, logger: logger)
     }
 
     override func start() {
         for f in desired.forwards {
             let local: (host: String, port: Int)
-            do { local = try SocketAddress.splitHostPort(f.localAddr) } catch {
-                end("forward \(f.name): local_addr \(error)")
+            do { local = try f.localHostPort() } catch {
+                end("\(error)")
                 return
             }
             forwards.append(SSHForward(remoteAddress: f.remoteBind, remotePort: f.remotePort,

@@ -11,11 +11,10 @@ class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
     let bridges: ChannelBridges
     private(set) var ended = false
 
-    init(loop: EventLoop, resolver: Resolver, dialTimeout: TimeAmount, manager: TunnelManager, logger: Logger) {
+    init(loop: EventLoop, resolver: Resolver, manager: TunnelManager, logger: Logger) {
         self.manager = manager
         self.logger = logger
         bridges = ChannelBridges(loop: loop, resolver: resolver)
-        bridges.dialTimeout = dialTimeout
         bridges.observer = self
     }
 
