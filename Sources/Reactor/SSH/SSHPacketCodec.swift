@@ -121,8 +121,8 @@ struct SSHPacketEncoder {
     private mutating func randomFill(_ p: UnsafeMutableRawBufferPointer) throws {
         if randomPool.count - randomUsed < p.count {
             if randomPool.count < max(p.count, 4096) { randomPool = [UInt8](repeating: 0, count: max(p.count, 4096)) }
-            guard randomPool.withUnsafeMutableBytes({ (try? SecureRandom.fill($0)) != nil }) else {
-                throw SSHError.crypto("\(SecureRandom.Failure())")
+            do { try randomPool.withUnsafeMutableBytes { try SecureRandom.fill($0) } } catch {
+                throw SSHError.crypto("\(error)")
             }
             randomUsed = 0
         }

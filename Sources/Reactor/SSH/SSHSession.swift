@@ -188,7 +188,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
                 self.scheduleRekeyDrainCheck()
                 return
             }
-            self.startDrainedRekey()
+            self.runTransportStep { try self.startRekey(drained: false) }
         }
     }
 
@@ -198,18 +198,20 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
         for c in channels.values where c.lastDataBatch >= recent && c.localWindow > Self.rekeyDrainWindowLeft {
             return
         }
-        rekeyDrainTimer?.cancel()
-        rekeyDrainTimer = nil
-        rekeyAwaitsDrain = false
-        rekeysStartedDrained += 1
+        try startRekey(drained: true)
+    }
+
+    /// Ends the wait for the drain, by the windows (`drained`) or by the timer, and starts it.
+    private func startRekey(drained: Bool) throws {
+        stopWaitingForDrain()
+        if drained { rekeysStartedDrained += 1 } else { rekeysStartedOnTimeout += 1 }
         try transport.requestRekey()
     }
 
-    private func startDrainedRekey() {
+    private func stopWaitingForDrain() {
+        rekeyDrainTimer?.cancel()
         rekeyDrainTimer = nil
         rekeyAwaitsDrain = false
-        rekeysStartedOnTimeout += 1
-        runTransportStep { try transport.requestRekey() }
     }
 
     func channelHasCollectedData(_ channel: SSHChannel) {
@@ -238,9 +240,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
 
     func transportDidCompleteRekey(_ transport: SSHTransport) {
         // Also when the server started it: its new keys reset our byte counts as well.
-        rekeyDrainTimer?.cancel()
-        rekeyDrainTimer = nil
-        rekeyAwaitsDrain = false
+        stopWaitingForDrain()
         guard holdsWindowAdjusts else { return }
         holdsWindowAdjusts = false
         for c in channels.values { c.maybeAdjustWindow() }
@@ -401,8 +401,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
 
     /// Ends every channel; the connection is gone.
     func closeAllChannels(_ error: ConnectionError?) {
-        rekeyDrainTimer?.cancel()
-        rekeyDrainTimer = nil
+        stopWaitingForDrain()
         let all = channels.values
         channels = [:]
         for c in all { c.connectionDidClose(error) }
