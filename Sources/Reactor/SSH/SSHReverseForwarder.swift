@@ -71,7 +71,4 @@ public final class SSHReverseForwarder {
         bridges.bridge(channel, toHost: forward.localHost, port: forward.localPort, forward: forward.name)
         return true
     }
-
-    /// Closes every bridged connection.
-    public func stop() { bridges.closeAll() }
 }
