@@ -7,10 +7,12 @@ final class HTTPServerTests: XCTestCase {
     var loop: EventLoop!
     var server: HTTPServer!
     var peersSeen: [String] = []
+    var router: HTTPRouter!
 
     override func setUpWithError() throws {
         loop = try makeLoop()
         let router = HTTPRouter()
+        self.router = router
         router.add("GET", "/health") { [unowned self] req, res in
             self.peersSeen.append(req.peer.map { "\($0)" } ?? "?")
             res.sendJSON(200, #"{"status":"healthy"}"#)
@@ -125,6 +127,43 @@ final class HTTPServerTests: XCTestCase {
             XCTAssertTrue(slow.lowerBound < fast.lowerBound && fast.lowerBound < health.lowerBound, out)
         }
         XCTAssertEqual(out.components(separatedBy: "HTTP/1.1 200 OK").count, 4, out)
+    }
+
+    /// A client that pipelines requests and never reads the answers: the server stops handling
+    /// (and reading) once its answers back up, so what it holds stays bounded, and all of it is
+    /// let go when the client leaves. Before backpressure, 40 MB of requests grew RSS by 300 MB.
+    func testPipelinedFloodWithoutReadingStaysBounded() throws {
+        guard let py = Peers.require("python3") else { return }
+        let p = try PeerProcess(py, [Peers.fixture("pipeline_flood.py"), "\(server.port)", "40"])
+        var peak = 0
+        XCTAssertTrue(loop.spin(until: {
+            peak = max(peak, self.server.bufferedBytes)
+            return !p.isRunning
+        }, timeout: .seconds(60)))
+        defer { p.stop() }
+        let sent = p.stdout.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        XCTAssertGreaterThan(sent, 0, p.stdout + p.stderr)
+        XCTAssertLessThan(sent, 40 << 20, "the server kept reading a client that reads nothing: \(p.stdout)")
+        XCTAssertLessThan(peak, 1 << 20, "held \(peak) bytes for one client that reads nothing")
+        XCTAssertTrue(loop.spin(until: { self.server.connectionCount == 0 }, timeout: .seconds(10)))
+        XCTAssertEqual(server.bufferedBytes, 0)
+    }
+
+    /// Backpressure only delays: a client that pipelines, pauses, then reads gets every answer.
+    func testPipelinedFloodIsAnsweredOnceTheClientReads() throws {
+        guard let py = Peers.require("python3") else { return }
+        // The default head timeout: this test's 1 s can pass while the last requests wait in the
+        // client's socket (its sends back off while our reads were paused).
+        let patient = try HTTPServer(loop: loop, address: loopback(), router: router)
+        defer { patient.close() }
+        let p = try PeerProcess(py, [Peers.fixture("pipeline_flood.py"), "\(patient.port)", "6", "--read-after"])
+        XCTAssertTrue(loop.spin(while: p, timeout: .seconds(60)))
+        defer { p.stop() }
+        let lines = p.stdout.split(separator: "\n")
+        let requests = lines.first { $0.hasPrefix("SENT") }.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) } ?? -1
+        let answers = lines.first { $0.hasPrefix("ANSWERS") }.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) } ?? -2
+        XCTAssertGreaterThan(requests, 1000, p.stdout + p.stderr)
+        XCTAssertEqual(answers, requests, p.stdout)
     }
 
     func testBadInputStatuses() throws {

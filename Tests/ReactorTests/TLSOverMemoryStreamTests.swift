@@ -47,6 +47,8 @@ final class MemoryStream: ByteStream {
     weak var delegate: ByteStreamDelegate?
     weak var peer: MemoryStream?
     var isWritable: Bool { !closed }
+    /// Bytes go to the peer on the next loop phase; none wait here.
+    var queuedBytes: Int { 0 }
     private var closed = false
 
     init(loop: EventLoop) { self.loop = loop }

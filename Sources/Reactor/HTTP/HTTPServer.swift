@@ -34,6 +34,9 @@ public final class HTTPServer {
     public var port: Int { listener?.port ?? 0 }
     public var address: SocketAddress? { listener?.address }
     public var connectionCount: Int { connections.count }
+    /// Bytes held for all open connections: unparsed input, answers not yet written, and what
+    /// their streams have queued. Bounded per connection by backpressure; 0 once they close.
+    public var bufferedBytes: Int { connections.values.reduce(0) { $0 + $1.bufferedBytes } }
 
     public convenience init(loop: EventLoop, address: SocketAddress, configuration: HTTPServerConfiguration = HTTPServerConfiguration(),
                             router: HTTPRouter) throws(SocketError) {

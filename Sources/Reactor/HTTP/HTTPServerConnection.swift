@@ -4,10 +4,25 @@ import Logging
 /// (pipelined requests wait in the parser, so answers go out in order), enforces the
 /// head/body/idle timeouts, and writes responses through a reused output buffer.
 ///
+/// Backpressure both ways: pipelined input waits in the parser (bounded by `maxBufferedInput`),
+/// and no further pipelined request is handled while the stream is over its high-water mark
+/// (`awaitingWritable`: reading pauses too, as nginx stops reading a client that does not read
+/// its answers). Without that, a client that pipelines requests and never reads the answers
+/// would have them queued without limit.
+///
 /// Timeouts use one timer per connection and a moving deadline: a request only stores a new
 /// deadline, and the timer, when it fires early, re-arms itself for it (nginx's lazy timer).
 final class HTTPServerConnection {
-    enum Phase { case idle, readingHead, readingBody, handling, streaming, closing, upgraded, closed }
+    enum Phase {
+        case idle, readingHead, readingBody, handling, streaming, closing, upgraded, closed
+        /// Between requests, with the answers so far unread by the client: the next pipelined
+        /// request waits until the stream drains below its low-water mark.
+        case awaitingWritable
+    }
+
+    /// Answers are batched across pipelined requests up to this many bytes, then written out so
+    /// the stream's high-water mark sees them.
+    static let pipelinedOutputBatch = 16 * 1024
 
     unowned let server: HTTPServer
     // Copied from the server: the loop and the server are weakly referenced elsewhere, so they
@@ -53,6 +68,8 @@ final class HTTPServerConnection {
         setDeadline(configuration.idleTimeout)
     }
 
+    var bufferedBytes: Int { parser.bufferedBytes + out.count + currentBody.count + stream.queuedBytes }
+
     func isActive(_ seq: UInt64) -> Bool { seq == sequence && (phase == .handling || phase == .streaming) }
 
     // MARK: Stream events (through HTTPServerStreamDelegate)
@@ -69,6 +86,9 @@ final class HTTPServerConnection {
     func streamDidReadEOF(_ stream: ByteStream) {
         // A half-closed client may still wait for answers to what it sent; finish those first.
         parser.feedEOF()
+        // The pipelined requests still in the parser are answered once the client has read
+        // what it was sent so far (see `stream(_:writabilityChanged:)`).
+        if phase == .awaitingWritable { return }
         if phase == .streaming {
             // Nobody reads an endless response from a client that has hung up.
             stream.close(nil)
@@ -86,6 +106,13 @@ final class HTTPServerConnection {
     }
 
     func stream(_ stream: ByteStream, writabilityChanged writable: Bool) {
+        if writable && phase == .awaitingWritable {
+            phase = .idle
+            processInput()
+            flush()
+            if phase == .idle && parser.sawEOF && parser.bufferedBytes == 0 { closeAfterFlush() }
+            return
+        }
         responseStream?.onWritabilityChanged?(writable)
     }
 
@@ -107,6 +134,7 @@ final class HTTPServerConnection {
         processing = true
         defer { processing = false }
         while phase == .idle || phase == .readingHead || phase == .readingBody {
+            if phase == .idle && !holdForUnreadAnswers() { break }
             let event: HTTPParserEvent?
             do {
                 event = try parser.next()
@@ -150,13 +178,26 @@ final class HTTPServerConnection {
                 handler(request, HTTPResponder(connection: self, sequence: sequence))
             }
         }
-        // Hold pipelined input within bounds while a response is pending.
-        let shouldPause = parser.bufferedBytes > configuration.maxBufferedInput
+        // Hold pipelined input within bounds while a response is pending, and read nothing
+        // from a client that does not read its answers.
+        let shouldPause = phase == .awaitingWritable || parser.bufferedBytes > configuration.maxBufferedInput
         if shouldPause != readPaused {
             readPaused = shouldPause
             if shouldPause { stream.pauseReading() } else { stream.resumeReading() }
         }
         if phase == .idle { parser.releaseMemoryIfIdle() }
+    }
+
+    /// Between requests: writes out a large batch of answers, and returns false (entering
+    /// `awaitingWritable`) while the stream holds more than its high-water mark of them.
+    private func holdForUnreadAnswers() -> Bool {
+        if out.count >= Self.pipelinedOutputBatch { flush() }
+        guard stream.isWritable else {
+            flush()
+            phase = .awaitingWritable
+            return false
+        }
+        return true
     }
 
     private var isHEAD = false
@@ -337,6 +378,10 @@ final class HTTPServerConnection {
         case .closing:
             stream.close(nil)
         case .idle:
+            stream.close(nil)
+        case .awaitingWritable:
+            loop.logger.debug("http: client did not read its answers", metadata: ["peer": "\(peer.map { "\($0)" } ?? "-")",
+                                                                               "timeout": "\(configuration.idleTimeout)"])
             stream.close(nil)
         case .readingHead, .readingBody:
             let what = phase == .readingHead ? "request head not received within \(configuration.headTimeout)"

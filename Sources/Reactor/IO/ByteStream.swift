@@ -5,6 +5,9 @@ public protocol ByteStream: AnyObject {
     var delegate: ByteStreamDelegate? { get set }
     /// False between crossing the high-water mark and draining below the low one.
     var isWritable: Bool { get }
+    /// Bytes accepted by `write` and not yet handed to the layer below (for TLS, the socket's
+    /// queue included): what a slow reader costs this process.
+    var queuedBytes: Int { get }
     /// Queues bytes (copied before return).
     func write(_ bytes: UnsafeRawBufferPointer)
     /// Queues several pieces as one run of bytes (copied before return); TCP sends them with

@@ -45,6 +45,7 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
         }
     }
 
+    public var queuedBytes: Int { connection?.queuedBytes ?? pending.readableBytes }
     public var isWritable: Bool { connection?.isWritable ?? (pending.readableBytes < 256 * 1024) }
 
     /// Passed to the TCP connection once there is one.

@@ -76,7 +76,7 @@ public final class SSHChannel: ByteStream {
     }
 
     public var isClosed: Bool { notifiedClose }
-    var queuedBytes: Int { pendingOut.readableBytes }
+    public var queuedBytes: Int { pendingOut.readableBytes }
 
     // MARK: ByteStream
 

@@ -152,6 +152,7 @@ public final class TLSStream: ByteStream {
     // MARK: ByteStream
 
     public var isWritable: Bool { state != .closed && lower.isWritable }
+    public var queuedBytes: Int { pendingPlaintext.readableBytes + lower.queuedBytes }
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0, !writeShut, !shutdownRequested else { return }

@@ -17,8 +17,8 @@ public final class WebSocketConnection: ByteStreamDelegate {
     public var closeTimeout: TimeAmount = .seconds(5)
     /// When bytes last arrived (for "close a client silent for 90 s").
     public private(set) var lastReceived: Deadline
-    /// Bytes waiting in the socket's write queue, when the stream is TCP (for slow-client limits).
-    public var queuedBytes: Int { (stream as? TCPConnection)?.queuedBytes ?? 0 }
+    /// Bytes written and not yet sent, whatever the stream below (for slow-client limits).
+    public var queuedBytes: Int { stream.queuedBytes }
 
     public var onText: ((String) -> Void)?
     public var onBinary: (([UInt8]) -> Void)?

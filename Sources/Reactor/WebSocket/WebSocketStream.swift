@@ -8,6 +8,7 @@ public final class WebSocketStream: ByteStream {
 
     public var loop: EventLoop { connection.loop }
     public var isWritable: Bool { connection.isWritable }
+    public var queuedBytes: Int { connection.queuedBytes }
 
     public init(_ connection: WebSocketConnection, delegate: ByteStreamDelegate? = nil) {
         self.connection = connection
