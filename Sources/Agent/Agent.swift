@@ -1,3 +1,4 @@
+import CShims
 import Logging
 import Reactor
 
@@ -18,14 +19,38 @@ public final class Agent {
     public private(set) var controlPlane: ControlPlaneClient?
     public private(set) var tunnel: TunnelManager?
     public private(set) var server: HTTPServer?
+    /// A second listener when `realtime.websocket_port` differs from `agent.port`.
+    public private(set) var realtimeServer: HTTPServer?
+    /// Everything that happened, once, for the hub, SSE and the dashboard (with a replay ring).
+    let bus: EventBus
+    let realtimeClients: RealtimeClients
+    private(set) var hub: RealtimeHub?
+    private(set) var realtimeRoutes: RealtimeRoutes?
+    let logStream: LogStream?
+    private(set) var access: AccessPolicy?
+    private var healthUpdateTimer: LoopTimer?
+    let startNanoseconds = shim_realtime_ns()
+    /// The cluster as the Kubernetes client sees it (a stand-in until one is configured).
+    var kubernetesSummary: () -> KubernetesSummary = { KubernetesSummary() }
+    /// Follows a pod's log for the hub and SSE; nil without a Kubernetes client.
+    var followPodLog: ((PodLogRequest, _ onLine: @escaping (String) -> Void, _ onEnd: @escaping (String) -> Void) -> (() -> Void))?
+    /// `/api/metrics/runtime`'s object (also inside the status snapshot and `metrics` pushes).
+    var runtimeJSON: () -> JSONValue = { .object([:]) }
+    /// `/api/status/features`' `features` object.
+    var featuresJSON: () -> JSONValue = { .object([:]) }
     private var shuttingDown = false
     /// Why the SSH tunnel could not start (bad server address or key); reported on `/ready`.
     private var tunnelStartError: String?
 
-    public init(loop: EventLoop, config: AgentConfig, environment: [String: String]) throws {
+    /// `logTap`: the log handler's copy of every line, for the live log streams (nil: none).
+    public init(loop: EventLoop, config: AgentConfig, environment: [String: String], logTap: LogTap? = nil) throws {
         self.loop = loop
         self.config = config
         self.environment = environment
+        realtimeClients = RealtimeClients(limit: config.realtime.maxConnections)
+        let bus = EventBus()
+        self.bus = bus
+        logStream = logTap.map { LogStream(tap: $0, bus: bus) }
         var l = Logger(label: "agent")
         l[metadataKey: "component"] = "agent"
         logger = l
@@ -53,6 +78,10 @@ public final class Agent {
     }
 
     public func start() {
+        if let logStream {
+            let waker = loop.makeWaker { [weak logStream] in logStream?.drain() }
+            logStream.tap.setWake { waker.wake() }
+        }
         logger.info("agent starting", metadata: ["version": "\(AgentVersion.version)", "agent_id": "\(state.agentID)",
                                                  "api_url": "\(config.pipeops.apiURL.isEmpty ? "(standalone)" : config.pipeops.apiURL)",
                                                  "state": "\(config.state.path)"])
@@ -63,15 +92,62 @@ public final class Agent {
 
     private func startServer() {
         let router = HTTPRouter()
+        let access = AccessPolicy(loop: loop, token: { [unowned self] in self.apiToken }, metricsAuth: config.server.metricsAuth,
+                                  rateLimit: config.server.rateLimit, corsEnabled: config.server.corsEnabled)
+        self.access = access
+        router.admit = { [access] request, responder in access.admit(request, responder) }
         StatusRoutes(agent: self).install(on: router)
+        if config.server.enableWebSocket {
+            let hub = RealtimeHub(loop: loop, bus: bus, clients: realtimeClients, silenceLimit: config.realtime.connectionTimeout,
+                                  status: { [unowned self] in self.detailedStatusJSON() },
+                                  metrics: { [unowned self] in self.metricsPushJSON() })
+            hub.followPodLog = followPodLog.map { follow in { req, line, end in follow(req, line, end) } }
+            if let logStream {
+                logStream.hubDeliver = { [weak hub] records in hub?.deliver(logs: records) }
+                hub.onLogListeners = { [weak logStream] on in logStream?.setHubListening(on) }
+            }
+            self.hub = hub
+            router.add("GET", "/ws") { [weak hub] req, res in
+                guard let hub else { res.sendError(503, "shutting down"); return }
+                hub.accept(req, res)
+            }
+        }
+        if config.server.enableSSE {
+            let routes = RealtimeRoutes(agent: self, bus: bus, clients: realtimeClients, logs: logStream)
+            routes.install(on: router)
+            realtimeRoutes = routes
+            healthUpdateTimer = loop.schedule(in: config.realtime.sseHeartbeat) { [weak self] in self?.publishHealthUpdate() }
+        }
+        var serverConfig = HTTPServerConfiguration()
+        if config.server.corsEnabled { serverConfig.responseHeaders.add("Access-Control-Allow-Origin", "*") }
         do {
             let address = try SocketAddress(ip: "0.0.0.0", port: config.agent.port)
-            let s = try HTTPServer(loop: loop, address: address, router: router)
+            let s = try HTTPServer(loop: loop, address: address, configuration: serverConfig, router: router)
             server = s
             logger.info("HTTP server listening", metadata: ["port": "\(s.port)"])
+            if let wsPort = config.realtime.websocketPort, wsPort != config.agent.port, wsPort != s.port {
+                let rs = try HTTPServer(loop: loop, address: SocketAddress(ip: "0.0.0.0", port: wsPort), configuration: serverConfig, router: router)
+                realtimeServer = rs
+                logger.info("realtime listener (realtime.websocket_port): same routes", metadata: ["port": "\(rs.port)"])
+            }
         } catch {
             logger.error("cannot start the HTTP server", metadata: ["port": "\(config.agent.port)", "error": "\(error)"])
         }
+    }
+
+    /// The token `/api`, `/ws` and `/dashboard` want: `server.api_token`, else the cluster token
+    /// (the rotated one once the control plane has issued it).
+    var apiToken: String? {
+        if let t = config.server.apiToken, !t.isEmpty { return t }
+        if let t = state.clusterToken, !t.isEmpty { return t }
+        return config.pipeops.token
+    }
+
+    /// `health_update` every `realtime.sse_heartbeat`, for live clients that want a pulse.
+    private func publishHealthUpdate() {
+        let s = status()
+        bus.publish("health_update", s.healthJSON)
+        healthUpdateTimer = loop.schedule(in: config.realtime.sseHeartbeat) { [weak self] in self?.publishHealthUpdate() }
     }
 
     private func startTunnel() {
@@ -87,6 +163,30 @@ public final class Agent {
             }
         }
         tunnel = manager
+        observe(manager)
+    }
+
+    /// Tunnel phases and forward connections go onto the event bus.
+    private func observe(_ manager: TunnelManager) {
+        manager.onEvent = { [weak self, weak manager] event in
+            guard let self else { return }
+            switch event {
+            case .phase(let p, let previous, let detail):
+                self.bus.publish("tunnel_state", .object([
+                    "state": .string(p.rawValue), "previous": .string(previous.rawValue),
+                    "server": manager?.desired.map { .string("\($0.endpoint)") }, "error": detail.map { .string($0) },
+                ]))
+            case .forwardOpened(let forward, let remotePort, let active):
+                self.bus.publish("forward_opened", .object([
+                    "forward": .string(forward), "remote_port": .int(remotePort), "active_connections": .int(active),
+                ]))
+            case .forwardClosed(let forward, let traffic, let duration, let active):
+                self.bus.publish("forward_closed", .object([
+                    "forward": .string(forward), "bytes_in": .int(traffic.toLocal), "bytes_out": .int(traffic.toTunnel),
+                    "duration_ms": .int(duration.nanoseconds / 1_000_000), "active_connections": .int(active),
+                ]))
+            }
+        }
     }
 
     /// SSH mode opens at start and stays up (reconnecting) whatever the control plane says.
@@ -120,6 +220,7 @@ public final class Agent {
                              privateKey: key, logger: manager.logger)
         }
         tunnel = manager
+        observe(manager)
         manager.openStatic(desired)
     }
 
@@ -135,7 +236,14 @@ public final class Agent {
             cp.onDirective = { [weak self] directive in self?.tunnel?.apply(directive) }
         }
         cp.tunnelReport = { [weak self] in self?.tunnelReport() ?? .init(status: "disconnected") }
-        cp.onRegistered = { [weak self, weak cp] _ in if let cp { self?.state = cp.state } }
+        cp.onRegistered = { [weak self, weak cp] clusterID in
+            guard let self, let cp else { return }
+            self.state = cp.state
+            self.bus.publish("registration", .object([
+                "cluster_id": .string(clusterID), "mode": .string(cp.lastRegistrationMode),
+                "api_server": cp.registrationInfo["api_server"].map { .string($0) },
+            ]))
+        }
         controlPlane = cp
         cp.start()
     }
@@ -147,10 +255,13 @@ public final class Agent {
         return .init(status: t.heartbeatStatus, forwards: forwards.map { (name: $0.key, stats: $0.value) })
     }
 
-    /// The checks `/ready` reports.
-    func readinessChecks() -> [String: ReadinessCheck] {
+    /// What the agent knows about itself now: every status surface reads this.
+    func status() -> AgentStatus {
         var checks: [String: ReadinessCheck] = [:]
+        var registration = AgentStatus.Registration(mode: "standalone", registered: false)
         if let cp = controlPlane {
+            registration = .init(mode: "control_plane", registered: cp.isRegistered, clusterID: cp.state.clusterID,
+                                 apiServer: cp.registrationInfo["api_server"], error: cp.lastRegistrationError)
             checks["registered"] = cp.isRegistered
                 ? ReadinessCheck(ok: true, detail: "cluster \(cp.state.clusterID ?? "?")")
                 : ReadinessCheck(ok: false, detail: cp.lastRegistrationError ?? "registration in progress")
@@ -165,6 +276,7 @@ public final class Agent {
             checks["registered"] = ReadinessCheck(ok: true, detail: "standalone (no control plane configured)")
             checks["control_plane"] = ReadinessCheck(ok: true, detail: "standalone (no control plane configured)")
         }
+        var tunnelStatus = AgentStatus.Tunnel(state: config.tunnel.enabled ? "disconnected" : "disabled", reconnects: 0, forwards: [])
         if let t = tunnel {
             if let e = t.allocationError {
                 checks["tunnel"] = ReadinessCheck(ok: false, detail: e)
@@ -176,13 +288,34 @@ public final class Agent {
                 case .disconnected: checks["tunnel"] = ReadinessCheck(ok: false, detail: "down: \(t.lastError ?? "unknown")")
                 }
             }
+            let stats = t.stats
+            let sinceAgo = UInt64(max(0, (loop.now - t.since).nanoseconds))
+            tunnelStatus = .init(state: t.phase.rawValue, server: t.desired.map { "\($0.endpoint)" },
+                                 sinceNanoseconds: shim_realtime_ns() &- sinceAgo, reconnects: t.reconnects, lastError: t.lastError,
+                                 forwards: config.tunnel.forwards.map { .init(name: $0.name, localAddr: $0.localAddr, stats: stats[$0.name] ?? ForwardStats()) })
         } else if let e = tunnelStartError {
             checks["tunnel"] = ReadinessCheck(ok: false, detail: e)
+            tunnelStatus.lastError = e
         } else {
             checks["tunnel"] = ReadinessCheck(ok: true, detail: config.tunnel.enabled ? "mode \(config.tunnel.mode.rawValue)" : "disabled")
         }
-        checks["kubernetes"] = ReadinessCheck(ok: true, detail: "not checked (no Kubernetes client in this build)")
-        return checks
+        let kubernetes = kubernetesSummary()
+        checks["kubernetes"] = kubernetes.available
+            ? ReadinessCheck(ok: kubernetes.reachable && kubernetes.synced, detail: kubernetes.detail)
+            : ReadinessCheck(ok: true, detail: "not checked: \(kubernetes.detail)")
+        return AgentStatus(agentID: state.agentID, name: config.agent.name, clusterName: config.agent.clusterName,
+                           startNanoseconds: startNanoseconds, nowNanoseconds: shim_realtime_ns(), registration: registration,
+                           checks: checks, tunnel: tunnelStatus, kubernetes: kubernetes)
+    }
+
+    /// `/api/health/detailed` and the hub's `status`.
+    func detailedStatusJSON() -> JSONValue {
+        status().detailedJSON(runtime: runtimeJSON(), features: featuresJSON())
+    }
+
+    /// The hub's `metrics` message: runtime figures and the tunnel with its byte counters.
+    func metricsPushJSON() -> JSONValue {
+        .object(["runtime": runtimeJSON(), "tunnel": status().tunnelJSON])
     }
 
     /// Stops accepting work and closes every connection (closing frames are queued, not waited
@@ -193,7 +326,10 @@ public final class Agent {
         logger.info("shutdown requested", metadata: ["signal": "\(signalName(signal))"])
         controlPlane?.stop()
         tunnel?.shutdown()
+        hub?.shutdown()
+        healthUpdateTimer?.cancel()
         server?.close()
+        realtimeServer?.close()
         httpClient.closeIdle()
         loop.deferred(done)
     }

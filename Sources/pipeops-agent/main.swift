@@ -46,7 +46,9 @@ func runAgent(_ options: CommandLineOptions) -> Int32 {
     } else {
         format = isatty(2) != 0 ? .console : (config.logging.format == .console ? .console : .json)
     }
-    LineLogHandler.bootstrap(level: config.logging.level.loggerLevel, format: format)
+    // The live log streams (/ws `logs`, /api/realtime/logs) read the lines through this tap.
+    let logTap = LogTap()
+    LineLogHandler.bootstrap(level: config.logging.level.loggerLevel, format: format, tap: logTap)
     var log = Logger(label: "main")
     log[metadataKey: "component"] = "main"
     for w in warnings { log.warning("config: \(w)") }
@@ -72,7 +74,7 @@ func runAgent(_ options: CommandLineOptions) -> Int32 {
     log.info("pipeops-agent \(AgentVersion.version) starting", metadata: ["fd_limit": "\(limit)", "pid": "\(getpid())"])
     let agent: Agent
     do {
-        agent = try Agent(loop: loop, config: config, environment: environment)
+        agent = try Agent(loop: loop, config: config, environment: environment, logTap: logTap)
     } catch {
         log.critical("cannot start: \(error)")
         return 1

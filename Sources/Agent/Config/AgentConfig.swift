@@ -89,7 +89,9 @@ public struct RealtimeSettings: Sendable, Equatable {
     /// Informational: WebSocket is served on `agent.port`. nil means "same as agent.port".
     public var websocketPort: Int?
     public var sseHeartbeat: TimeAmount = .seconds(30)
-    public var connectionTimeout: TimeAmount = .seconds(300)
+    /// A WebSocket client silent this long (no frame, no pong to our pings, which go out every
+    /// third of it) is closed; agent-http-api.md's 90 s.
+    public var connectionTimeout: TimeAmount = .seconds(90)
     /// WebSocket + SSE clients in total.
     public var maxConnections = 100
     public init() {}

@@ -31,6 +31,8 @@ public final class ControlPlaneClient {
     public private(set) var lastPollError: String?
     public private(set) var pollInterval: TimeAmount
     public private(set) var registrationInfo: [String: String] = [:]
+    /// "fresh" or "resume": how the last registration attempt went in.
+    public private(set) var lastRegistrationMode = "fresh"
 
     /// The tunnel manager hears every poll's answer here.
     public var onDirective: ((TunnelDirective) -> Void)?
@@ -106,6 +108,7 @@ public final class ControlPlaneClient {
     }
 
     private func register(resume: Bool) {
+        lastRegistrationMode = resume ? "resume" : "fresh"
         guard !stopped, !registering else { return }
         registering = true
         isRegistered = false

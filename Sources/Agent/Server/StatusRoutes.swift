@@ -1,6 +1,6 @@
 import Reactor
 
-/// `/health`, `/ready` and `/version` exactly as agent-http-api.md describes them.
+/// `/health`, `/ready`, `/version` and `/api/health/detailed` as agent-http-api.md describes them.
 struct StatusRoutes {
     unowned let agent: Agent
 
@@ -19,14 +19,11 @@ struct StatusRoutes {
             responder.sendJSON(200, bytes: version)
         }
         router.add("GET", "/ready") { [agent] _, responder in
-            let checks = agent.readinessChecks()
-            let ready = checks.allSatisfy { $0.value.ok }
-            var body = "{\"status\":\(JSONText.quoted(ready ? "ready" : "not ready")),\"checks\":{"
-            body += checks.sorted { $0.key < $1.key }.map { name, c in
-                "\(JSONText.quoted(name)):{\"ok\":\(c.ok),\"detail\":\(JSONText.quoted(c.detail))}"
-            }.joined(separator: ",")
-            body += "}}"
-            responder.sendJSON(ready ? 200 : 503, body)
+            let status = agent.status()
+            responder.sendJSON(status.ready ? 200 : 503, bytes: status.readinessJSON.bytes)
+        }
+        router.add("GET", "/api/health/detailed") { [agent] _, responder in
+            responder.sendJSON(200, bytes: agent.detailedStatusJSON().bytes)
         }
     }
 }
@@ -45,9 +42,4 @@ final class HealthBody {
         }
         return body
     }
-}
-
-struct ReadinessCheck {
-    var ok: Bool
-    var detail: String
 }

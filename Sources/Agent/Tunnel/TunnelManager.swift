@@ -32,7 +32,8 @@ public final class TunnelManager {
     private var closedStats: [String: ForwardStats] = [:]
     /// Set when a poll's allocation matched none of our forwards (reported on /ready).
     public private(set) var allocationError: String?
-    public var onPhaseChange: ((Phase, String?) -> Void)?
+    /// Phase changes and forward connections, as they happen (the agent's event bus).
+    var onEvent: ((TunnelEvent) -> Void)?
 
     private var session: TunnelSession?
     private var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(30))
@@ -178,11 +179,11 @@ public final class TunnelManager {
     }
 
     private func setPhase(_ p: Phase, _ detail: String?) {
-        let changed = p != phase
+        let previous = phase
         phase = p
-        if changed {
+        if p != previous {
             since = loop.now
-            onPhaseChange?(p, detail)
+            onEvent?(.phase(p, previous: previous, detail: detail))
         }
     }
 
@@ -198,14 +199,18 @@ public final class TunnelManager {
         closedStats[name, default: ForwardStats()].activeConnections += 1
         closedStats[name, default: ForwardStats()].totalConnections &+= 1
         lastActivity = loop.now
+        let s = closedStats[name, default: ForwardStats()]
+        onEvent?(.forwardOpened(forward: name, remotePort: s.remotePort, active: s.activeConnections))
     }
 
-    /// A connection ended after moving `traffic`.
-    func forwardClosed(_ name: String, traffic: ForwardTraffic) {
+    /// A connection ended after moving `traffic` in `duration`.
+    func forwardClosed(_ name: String, traffic: ForwardTraffic, duration: TimeAmount) {
         closedStats[name, default: ForwardStats()].activeConnections -= 1
         closedStats[name, default: ForwardStats()].bytesIn &+= traffic.toLocal
         closedStats[name, default: ForwardStats()].bytesOut &+= traffic.toTunnel
         lastActivity = loop.now
+        onEvent?(.forwardClosed(forward: name, traffic: traffic, duration: duration,
+                                active: closedStats[name, default: ForwardStats()].activeConnections))
     }
 
     /// The server bound this forward on `port` (SSH mode, where port 0 lets the server pick).
@@ -245,4 +250,11 @@ public protocol TunnelSession: AnyObject {
     func close(reason: String)
     /// Bytes moved so far by each forward's connections that are still open.
     var liveTraffic: [String: ForwardTraffic] { get }
+}
+
+/// What the tunnel manager reports as it happens.
+enum TunnelEvent {
+    case phase(TunnelManager.Phase, previous: TunnelManager.Phase, detail: String?)
+    case forwardOpened(forward: String, remotePort: Int, active: Int)
+    case forwardClosed(forward: String, traffic: ForwardTraffic, duration: TimeAmount, active: Int)
 }

@@ -10,6 +10,8 @@ class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
     let logger: Logger
     let bridges: ChannelBridges
     private(set) var ended = false
+    /// When each open bridge opened, for the closed event's duration.
+    private var openedAt: [Int: Deadline] = [:]
 
     init(loop: EventLoop, resolver: Resolver, manager: TunnelManager, logger: Logger) {
         self.manager = manager
@@ -44,6 +46,7 @@ class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
     // MARK: ChannelBridgesObserver (bridges end after the session too: their counts still go in)
 
     func channelBridgeOpened(forward: String, id: Int) {
+        openedAt[id] = bridges.loop.now
         manager?.forwardOpened(forward)
         logger.debug("conn#\(id) open", metadata: ["forward": "\(forward)"])
     }
@@ -55,7 +58,8 @@ class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
     }
 
     func channelBridgeClosed(forward: String, id: Int, traffic: ForwardTraffic) {
-        manager?.forwardClosed(forward, traffic: traffic)
+        let duration = openedAt.removeValue(forKey: id).map { bridges.loop.now - $0 } ?? .zero
+        manager?.forwardClosed(forward, traffic: traffic, duration: duration)
         logger.debug("conn#\(id) close", metadata: ["forward": "\(forward)",
                                                      "sent": "\(traffic.toTunnel)", "received": "\(traffic.toLocal)"])
     }

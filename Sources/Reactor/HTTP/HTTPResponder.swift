@@ -83,6 +83,8 @@ public final class HTTPResponseStream {
     }
 
     public var isWritable: Bool { connection?.stream.isWritable ?? false }
+    /// Bytes written and not yet sent: what a slow reader of this stream costs.
+    public var queuedBytes: Int { connection?.stream.queuedBytes ?? 0 }
     public var loop: EventLoop? { connection?.stream.loop }
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
@@ -92,6 +94,12 @@ public final class HTTPResponseStream {
 
     public func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }
     public func write(_ text: String) { var t = text; t.withUTF8 { write(UnsafeRawBufferPointer($0)) } }
+
+    /// Ends the connection at once, dropping what is queued (a client too slow to keep up).
+    public func abort() {
+        guard isOpen, let c = connection else { return }
+        c.stream.close(.closedLocally("response stream aborted"))
+    }
 
     /// Ends the body; the connection goes on with the next request.
     public func finish() {

@@ -29,7 +29,8 @@ public struct HTTPRequest: Sendable {
     }
 }
 
-func percentDecode<S: StringProtocol>(_ s: S) -> String {
+/// `%XX` and `+` decoding of a query component.
+public func percentDecode<S: StringProtocol>(_ s: S) -> String {
     var out: [UInt8] = []
     var it = Array(s.utf8)[...]
     while let b = it.popFirst() {
@@ -62,6 +63,9 @@ public final class HTTPRouter {
 
     private var exact: [String: Route] = [:]
     private var prefixes: [(prefix: String, route: Route)] = []
+    /// Runs before routing (access checks: token, rate limit, CORS preflight). Returns false
+    /// when it has answered the request itself; the route is then not run.
+    public var admit: ((HTTPRequest, HTTPResponder) -> Bool)?
 
     public init() {}
 
@@ -80,6 +84,7 @@ public final class HTTPRouter {
     }
 
     public func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
+        if let admit, !admit(request, responder) { return }
         let path = request.path
         var route = exact[String(path)]
         if route == nil {

@@ -15,6 +15,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var limits = HTTPParser.Limits()
     /// Pipelined bytes held while a response is pending, before reading pauses.
     public var maxBufferedInput = 64 * 1024
+    /// Added to every answer a handler sends (e.g. `Access-Control-Allow-Origin`).
+    public var responseHeaders = HTTPHeaders()
 
     public init() {}
 }

@@ -321,6 +321,7 @@ final class HTTPServerConnection {
         for f in headers.fields where !HTTPHeaders.sameName(f.name, "Content-Length") && !HTTPHeaders.sameName(f.name, "Connection") {
             HTTPWriter.appendField(f.name, f.value, into: &out)
         }
+        for f in configuration.responseHeaders.fields { HTTPWriter.appendField(f.name, f.value, into: &out) }
         if let n = contentLength, status >= 200, status != 204, status != 304 {
             out.append(contentsOf: Self.contentLengthName)
             HTTPWriter.appendDecimal(n, into: &out)

@@ -14,17 +14,20 @@ public struct LineLogHandler: LogHandler {
     public let label: String
     public let format: Format
     private let fd: Int32
+    /// Also gets every record written (the live log stream); nil: stderr only.
+    private let tap: LogTap?
 
-    public init(label: String, level: Logger.Level, format: Format, fd: Int32 = 2) {
+    public init(label: String, level: Logger.Level, format: Format, fd: Int32 = 2, tap: LogTap? = nil) {
         self.label = label
         self.logLevel = level
         self.format = format
         self.fd = fd
+        self.tap = tap
     }
 
     /// Installs this handler for every logger in the process.
-    public static func bootstrap(level: Logger.Level, format: Format) {
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format) }
+    public static func bootstrap(level: Logger.Level, format: Format, tap: LogTap? = nil) {
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, level: level, format: format, tap: tap) }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -47,6 +50,9 @@ public struct LineLogHandler: LogHandler {
                 off += n
             }
         }
+        tap?.record(time: shim_realtime_ns(), level: Self.levelName(event.level), component: component,
+                    message: "\(event.message)", metadata: merged.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") },
+                    urgent: event.level >= .warning)
     }
 
     static func jsonLine(level: Logger.Level, message: String, component: String, metadata: Logger.Metadata) -> String {

@@ -28,6 +28,8 @@ public final class EventLoop {
     private var postDrainer: PostDrainer?
     private var signalWatcher: SignalWatcher?
     private var stopRequested = false
+    fileprivate var wakeTargets: [Int: () -> Void] = [:]
+    private var nextWakeTarget = 0
     private var events: [shim_epoll_event]
 
     /// One read buffer shared by every connection on this loop: a read lands here and is handed
@@ -132,6 +134,14 @@ public final class EventLoop {
     /// Runs `task` at the end of the current turn (after I/O and timers), before waiting again.
     public func deferred(_ task: @escaping () -> Void) {
         deferredTasks.append(task)
+    }
+
+    /// A handle that other threads may keep to have `body` run on this loop (through the post
+    /// queue, the loop's only cross-thread door). `body` stays registered for the loop's life.
+    public func makeWaker(_ body: @escaping () -> Void) -> LoopWaker {
+        nextWakeTarget += 1
+        wakeTargets[nextWakeTarget] = body
+        return LoopWaker(handle: handle, target: nextWakeTarget)
     }
 
     // MARK: Signals
@@ -277,5 +287,15 @@ private final class SignalWatcher: IOHandler {
             if signo <= 0 { return }
             if signo == SIGHUP { onReload() } else { onShutdown(signo) }
         }
+    }
+}
+
+/// Runs a loop-side closure registered with `EventLoop.makeWaker`, from any thread.
+public struct LoopWaker: Sendable {
+    let handle: EventLoopHandle
+    let target: Int
+    public func wake() {
+        let target = self.target
+        handle.post { loop in loop.wakeTargets[target]?() }
     }
 }
