@@ -29,7 +29,7 @@ final class AgentLifecycleTests: XCTestCase {
         config.tunnel.ssh.server = "127.0.0.1:notaport"
         let agent = try Agent(loop: loop, config: config, environment: [:])
         agent.start()
-        let tunnel = try XCTUnwrap(agent.readinessChecks()["tunnel"])
+        let tunnel = try XCTUnwrap(agent.status().checks["tunnel"])
         XCTAssertFalse(tunnel.ok)
         XCTAssertTrue(tunnel.detail.hasPrefix("not started: "), tunnel.detail)
         var done = false

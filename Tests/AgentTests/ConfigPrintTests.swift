@@ -32,7 +32,7 @@ final class ConfigPrintTests: XCTestCase {
         XCTAssertEqual(Array(labelLines), ["    agent.pipeops.io/version: \"v\"", "    alpha: \"x \\\"quoted\\\"\"", "    zeta: \"1\""])
         XCTAssertTrue(text.contains("pipeops:\n  api_url: \"https://api.pipeops.io\"\n  token: null\n  tls:\n    ca_file: null\n"), text)
         XCTAssertTrue(text.contains("\n  heartbeat_interval: \"30s\"\n"), text)
-        XCTAssertTrue(text.contains("\n  connection_timeout: \"5m\"\n"), text)
+        XCTAssertTrue(text.contains("\n  connection_timeout: \"1m30s\"\n"), text)
         XCTAssertTrue(text.contains("  forwards:\n    - name: \"kubernetes-api\"\n      local_addr: \"localhost:6443\"\n"
                                     + "      remote_bind: \"127.0.0.1\"\n      remote_port: 0\n"), text)
         XCTAssertTrue(text.hasSuffix("state:\n  path: \"/var/lib/pipeops/state.json\"\n"), text)
