@@ -85,15 +85,17 @@ public struct ChiselRemote: Equatable, Sendable {
         return "R:\(local)=>\(remote)"
     }
 
-    /// The nine fields in the Go client's order.
-    var jsonObject: String {
-        "{\"LocalHost\":\(JSONText.quoted(localHost)),\"LocalPort\":\"\(localPort)\",\"LocalProto\":\"tcp\"," +
-        "\"RemoteHost\":\(JSONText.quoted(remoteHost)),\"RemotePort\":\"\(remotePort)\",\"RemoteProto\":\"tcp\"," +
-        "\"Socks\":false,\"Reverse\":true,\"Stdio\":false}"
+    /// The nine fields in the Go client's order (ports as strings, as Go's settings type has them).
+    var json: JSONValue {
+        .object([
+            "LocalHost": .string(localHost), "LocalPort": .string(String(localPort)), "LocalProto": .string("tcp"),
+            "RemoteHost": .string(remoteHost), "RemotePort": .string(String(remotePort)), "RemoteProto": .string("tcp"),
+            "Socks": .bool(false), "Reverse": .bool(true), "Stdio": .bool(false),
+        ])
     }
 }
 
 /// The raw JSON carried by the `config` global request.
 public func chiselConfigJSON(version: String, remotes: [ChiselRemote]) -> String {
-    "{\"Version\":\(JSONText.quoted(version)),\"Remotes\":[" + remotes.map(\.jsonObject).joined(separator: ",") + "]}"
+    JSONValue.object(["Version": .string(version), "Remotes": .array(remotes.map(\.json))]).text()
 }
