@@ -38,6 +38,7 @@ public final class Agent {
     var runtimeJSON: () -> JSONValue = { .object([:]) }
     /// `/api/status/features`' `features` object.
     var featuresJSON: () -> JSONValue = { .object([:]) }
+    public private(set) var kubernetes: KubernetesMonitor?
     private var shuttingDown = false
     /// Why the SSH tunnel could not start (bad server address or key); reported on `/ready`.
     private var tunnelStartError: String?
@@ -75,6 +76,12 @@ public final class Agent {
         proxies = try HTTPProxySettings.fromEnvironment(environment)
         httpClient = HTTPClient(loop: loop, connector: connector, proxies: proxies)
         httpClient.connectTimeout = config.pipeops.timeouts.connect
+        kubernetes = KubernetesMonitor(loop: loop, settings: config.kubernetes, environment: environment,
+                                       resolver: resolver, proxies: proxies, logger: l)
+        if let k = kubernetes {
+            kubernetesSummary = { k.summary }
+            if k.client != nil { followPodLog = { request, onLine, onEnd in k.followLog(request, onLine: onLine, onEnd: onEnd) } }
+        }
     }
 
     public func start() {
@@ -86,6 +93,7 @@ public final class Agent {
                                                  "api_url": "\(config.pipeops.apiURL.isEmpty ? "(standalone)" : config.pipeops.apiURL)",
                                                  "state": "\(config.state.path)"])
         startServer()
+        kubernetes?.start()
         startTunnel()
         startControlPlane()
     }
@@ -244,6 +252,9 @@ public final class Agent {
                 "api_server": cp.registrationInfo["api_server"].map { .string($0) },
             ]))
         }
+        cp.clusterCounts = { [weak self] in self?.kubernetes?.clusterCounts ?? (nil, nil) }
+        cp.kubernetesVersion = { [weak self] in self?.kubernetes?.version }
+        cp.serviceAccountToken = { [weak self] in self?.kubernetes?.serviceAccountToken }
         controlPlane = cp
         cp.start()
     }
@@ -328,6 +339,7 @@ public final class Agent {
         tunnel?.shutdown()
         hub?.shutdown()
         healthUpdateTimer?.cancel()
+        kubernetes?.stop()
         server?.close()
         realtimeServer?.close()
         httpClient.closeIdle()

@@ -25,7 +25,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(config.realtime.sseHeartbeat, .seconds(30))
         XCTAssertEqual(config.realtime.connectionTimeout, .seconds(300))
         XCTAssertEqual(config.realtime.maxConnections, 100)
-        XCTAssertTrue(config.kubernetes.inCluster)
+        XCTAssertEqual(config.kubernetes.inCluster, true)
         XCTAssertEqual(config.kubernetes.namespace, "pipeops-system")
         XCTAssertNil(config.kubernetes.kubeconfig, "an empty kubeconfig means none")
         XCTAssertEqual(config.logging.level, .info)
@@ -101,7 +101,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(c.server.apiToken, "local-secret")
         XCTAssertTrue(c.server.metricsAuth)
         XCTAssertEqual(c.server.rateLimit, 20)
-        XCTAssertFalse(c.kubernetes.inCluster)
+        XCTAssertEqual(c.kubernetes.inCluster, false)
         XCTAssertEqual(c.kubernetes.kubeconfig, "/root/.kube/config")
         XCTAssertEqual(c.kubernetes.apiServer, "https://10.0.0.1:6443")
         XCTAssertEqual(c.kubernetes.tokenFile, "/tmp/token")
@@ -139,13 +139,13 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(c.tunnel.inactivityTimeout, .zero)
         XCTAssertEqual(c.tunnel.forwards, TunnelForward.defaults(agentPort: 8080))
         XCTAssertEqual(c.logging.level, .info)
-        XCTAssertFalse(c.kubernetes.inCluster)
+        XCTAssertNil(c.kubernetes.inCluster, "automatic")
         XCTAssertEqual(c.state.path, "/home/me/.pipeops-agent-state.json")
     }
 
     func testEnvironmentDependentDefaults() throws {
         let (c, _) = try ConfigLoader.merge(file: nil, fileName: "", environment: ["KUBERNETES_SERVICE_HOST": "10.43.0.1"], overrides: [:])
-        XCTAssertTrue(c.kubernetes.inCluster)
+        XCTAssertNil(c.kubernetes.inCluster, "still automatic: the service-account files decide")
         XCTAssertEqual(c.state.path, "/var/lib/pipeops/state.json")
     }
 

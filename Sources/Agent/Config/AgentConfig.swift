@@ -19,13 +19,11 @@ public struct AgentConfig: Sendable, Equatable {
     /// Defaults that depend on the environment:
     /// * `state.path`: `$HOME/.pipeops-agent-state.json`, or `/var/lib/pipeops/state.json` when
     ///   HOME is unset (in a pod with a read-only root, point PIPEOPS_STATE_PATH at a volume).
-    /// * `kubernetes.in_cluster`: true when `KUBERNETES_SERVICE_HOST` is set (we run in a pod).
     public static func defaults(environment: [String: String]) -> AgentConfig {
         var config = AgentConfig()
         if let home = environment["HOME"], !home.isEmpty {
             config.state.path = home.hasSuffix("/") ? "\(home).pipeops-agent-state.json" : "\(home)/.pipeops-agent-state.json"
         }
-        config.kubernetes.inCluster = !(environment["KUBERNETES_SERVICE_HOST"] ?? "").isEmpty
         return config
     }
 }
@@ -97,15 +95,29 @@ public struct RealtimeSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// How the agent reaches its cluster (`KubernetesAccess.resolve` reads these).
 public struct KubernetesSettings: Sendable, Equatable {
-    public var inCluster = false
+    /// true: the service account; false: a kubeconfig; nil: in cluster when the service
+    /// account's token file exists, else a kubeconfig, else no Kubernetes client.
+    public var inCluster: Bool?
+    /// The agent's own namespace (where its state lives), not a watch filter.
     public var namespace = "pipeops-system"
+    /// A kubeconfig file; unset: `$KUBECONFIG`, then `~/.kube/config`.
     public var kubeconfig: String?
-    /// Overrides the API server URL (otherwise from in-cluster env or the kubeconfig).
+    /// Overrides the API server URL (otherwise from the in-cluster environment or the kubeconfig).
     public var apiServer: String?
+    /// The service account's token and CA (in cluster).
     public var tokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     public var caFile = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    /// Namespaces whose pods, services and events are watched; empty: all.
+    public var watchNamespaces: [String] = []
     public init() {}
+
+    /// The service account's namespace file, beside its token.
+    public var namespaceFile: String {
+        guard let slash = tokenFile.lastIndex(of: "/") else { return "namespace" }
+        return String(tokenFile[...slash]) + "namespace"
+    }
 }
 
 public enum LogLevel: String, Sendable, Equatable, CaseIterable {

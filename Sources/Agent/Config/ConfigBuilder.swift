@@ -52,6 +52,7 @@ struct ConfigBuilder {
                 case .scalar(let scalar): try apply(scalar, path: path, node: pair.value, origin: origin)
                 case .labels: try applyLabels(pair.value, origin: origin)
                 case .forwards: try applyForwards(pair.value, file: file, origin: origin)
+                case .namespaces: try applyNamespaces(pair.value, origin: origin)
                 }
             } else if sections.contains(path) {
                 if pair.value.isNull { continue } // a section with everything commented out
@@ -118,6 +119,35 @@ struct ConfigBuilder {
         origins["tunnel.forwards"] = origin
     }
 
+    private mutating func applyNamespaces(_ node: YAMLNode, origin: ConfigOrigin) throws(ConfigError) {
+        let path = "kubernetes.watch_namespaces"
+        var items: [String] = []
+        switch node.value {
+        case .scalar(let text, _):
+            items = node.isNull ? [] : text.split(separator: ",").map(String.init)
+        case .sequence(let nodes):
+            for n in nodes {
+                guard let text = n.scalarText else {
+                    throw ConfigError(.file(fileName(origin), line: n.line), key: path, "expected a namespace name, got \(n.kindDescription)")
+                }
+                items.append(text)
+            }
+        case .mapping:
+            throw ConfigError(origin, key: path, "expected a list of namespace names, got a mapping")
+        }
+        try setNamespaces(items, origin: origin)
+    }
+
+    private mutating func setNamespaces(_ items: [String], origin: ConfigOrigin) throws(ConfigError) {
+        let (names, bad) = ConfigKeys.parseNamespaces(items)
+        if let bad {
+            throw ConfigError(origin, key: "kubernetes.watch_namespaces",
+                              "\"\(bad)\" is not a namespace name (lower-case letters, digits and '-', at most 63)")
+        }
+        config.kubernetes.watchNamespaces = names
+        origins["kubernetes.watch_namespaces"] = origin
+    }
+
     private func fileName(_ origin: ConfigOrigin) -> String {
         if case .file(let name, _) = origin { return name }
         return "\(origin)"
@@ -151,6 +181,8 @@ struct ConfigBuilder {
                 origins[path] = origin
             case .forwards:
                 throw ConfigError(origin, key: path, "can only be set in the config file")
+            case .namespaces:
+                try setNamespaces(text.split(separator: ",").map(String.init), origin: origin)
             }
         } else if path.hasPrefix("agent.labels."), path.count > "agent.labels.".count {
             config.agent.labels[String(path.dropFirst("agent.labels.".count))] = text

@@ -10,6 +10,8 @@ struct ConfigKey {
         case labels
         /// `tunnel.forwards`: a list of forward mappings (file only).
         case forwards
+        /// `kubernetes.watch_namespaces`: a list of names (a YAML list, or `a,b` as text).
+        case namespaces
     }
 
     let path: String
@@ -76,12 +78,14 @@ enum ConfigKeys {
             duration("realtime.connection_timeout", \.realtime.connectionTimeout, allowZero: false),
             int("realtime.max_connections", \.realtime.maxConnections, 1...100_000, "a connection count"),
 
-            bool("kubernetes.in_cluster", \.kubernetes.inCluster),
+            // null (the default): automatic, in cluster when the service-account token exists.
+            optionalBool("kubernetes.in_cluster", \.kubernetes.inCluster),
             string("kubernetes.namespace", \.kubernetes.namespace),
             string("kubernetes.kubeconfig", \.kubernetes.kubeconfig),
             string("kubernetes.api_server", \.kubernetes.apiServer, expectation: "an http:// or https:// URL", check: isHTTPURL),
             string("kubernetes.token_file", \.kubernetes.tokenFile),
             string("kubernetes.ca_file", \.kubernetes.caFile),
+            ConfigKey(path: "kubernetes.watch_namespaces", kind: .namespaces),
 
             choice("logging.level", \.logging.level),
             choice("logging.format", \.logging.format),
@@ -154,6 +158,21 @@ enum ConfigKeys {
             },
             clear: nil,
             render: { .bool($0[keyPath: kp]) }))
+    }
+
+    /// A boolean that may be left unset (null or empty text): "decide for me".
+    static func optionalBool(_ path: String, _ kp: WritableKeyPath<AgentConfig, Bool?>) -> ConfigKey {
+        scalar(path, ScalarKey(
+            expectation: "true, false or null",
+            secret: false,
+            set: { config, text in
+                if text.isEmpty { config[keyPath: kp] = nil; return nil }
+                guard let value = parseBool(text) else { return "expected true, false or null, got \"\(text)\"" }
+                config[keyPath: kp] = value
+                return nil
+            },
+            clear: { $0[keyPath: kp] = nil },
+            render: { config in config[keyPath: kp].map { .bool($0) } ?? .null }))
     }
 
     static func int(_ path: String, _ kp: WritableKeyPath<AgentConfig, Int>, _ range: ClosedRange<Int>,
@@ -233,6 +252,21 @@ enum ConfigKeys {
         case "false", "no", "off", "0": return false
         default: return nil
         }
+    }
+
+    /// Namespace names from `a, b` text; nil with the offending name when one is not a valid
+    /// Kubernetes name (RFC 1123 label: lower-case letters, digits and `-`, at most 63).
+    static func parseNamespaces(_ items: [String]) -> (names: [String], bad: String?) {
+        var names: [String] = []
+        for raw in items {
+            let name = raw.trimmingSpaces
+            if name.isEmpty { continue }
+            let valid = name.utf8.count <= 63 && name.utf8.first != UInt8(ascii: "-") && name.utf8.last != UInt8(ascii: "-")
+                && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
+            guard valid else { return (names, name) }
+            if !names.contains(name) { names.append(name) }
+        }
+        return (names, nil)
     }
 
     /// `http://host...` or `https://host...` that the HTTP client can use (a host, a valid port),

@@ -25,6 +25,8 @@ public enum ConfigPrinter {
                 out += labels(config.agent.labels, name: name, level: level)
             case .forwards:
                 out += forwards(config.tunnel.forwards, name: name, level: level)
+            case .namespaces:
+                out += indent(level) + name + ": [" + config.kubernetes.watchNamespaces.map(quoted).joined(separator: ", ") + "]\n"
             }
         }
         return out

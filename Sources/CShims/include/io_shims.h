@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -33,6 +34,11 @@ int shim_epoll_create(void);
 int shim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 // Waits like epoll_wait and copies the packed events into `out`.
 int shim_epoll_wait(int epfd, shim_epoll_event *out, int max_events, int timeout_ms);
+
+// An anonymous in-memory file with close-on-exec (memfd_create, which glibc declares only
+// under _GNU_SOURCE): certificates given inline reach OpenSSL's file loaders as
+// /proc/self/fd/N without touching a disk.
+static inline int shim_memfd_create(const char *name) { return (int)syscall(SYS_memfd_create, name, 1u /* MFD_CLOEXEC */); }
 
 static inline uint32_t shim_EPOLLIN(void) { return EPOLLIN; }
 static inline uint32_t shim_EPOLLOUT(void) { return EPOLLOUT; }

@@ -43,6 +43,7 @@ final class HTTPClientConnection: ByteStreamDelegate {
         HTTPWriter.appendRequestHead(HTTPRequestHead(method: r.method, target: r.target, headers: h), into: &out)
         out.append(contentsOf: r.body)
         stream.write(out)
+        if task.readingPaused { stream.pauseReading() }
     }
 
     /// Drops the current request's connection (cancel or timeout).
@@ -110,6 +111,7 @@ final class HTTPClientConnection: ByteStreamDelegate {
                 t.onBody?(bytes)
             case .end(let trailers):
                 task = nil
+                if t.readingPaused { stream.resumeReading() }
                 let reusable = (head?.keepAlive ?? false) && !requestWantsClose && !parser.isStopped && parser.isIdle
                 if reusable { client.release(self) } else { stream.close(nil) }
                 t.complete(.success(trailers))

@@ -74,6 +74,8 @@ public final class HTTPClientTask {
     weak var connection: HTTPClientConnection?
     var attempts = 0
     public private(set) var isFinished = false
+    /// Set by `pauseReading`; a connection that takes the request later starts paused.
+    private(set) var readingPaused = false
 
     init(request: HTTPClientRequest, onHead: @escaping (HTTPResponseHead) -> Void, onBody: @escaping ([UInt8]) -> Void,
          onComplete: @escaping (Result<HTTPHeaders, ConnectionError>) -> Void) {
@@ -81,6 +83,20 @@ public final class HTTPClientTask {
         self.onHead = onHead
         self.onBody = onBody
         self.onComplete = onComplete
+    }
+
+    /// Stops reading the response: a consumer of a streamed body that cannot keep up lets TCP
+    /// push back on the server instead of buffering. Bytes already read are still delivered.
+    public func pauseReading() {
+        guard !isFinished, !readingPaused else { return }
+        readingPaused = true
+        connection?.stream.pauseReading()
+    }
+
+    public func resumeReading() {
+        guard !isFinished, readingPaused else { return }
+        readingPaused = false
+        connection?.stream.resumeReading()
     }
 
     public func cancel() {
