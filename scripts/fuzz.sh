@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds and runs the libFuzzer targets in fuzz/ against the sans-I/O cores they test.
 #   scripts/fuzz.sh [seconds per target, default 60] [target ...]
-# Targets: HTTPParserFuzz WebSocketFrameFuzz SSHPacketFuzz JSONParserFuzz. Binaries and corpora go to .build/fuzz/.
+# Targets: HTTPParserFuzz WebSocketFrameFuzz SSHPacketFuzz JSONParserFuzz WatchLineFuzz. Binaries and corpora go to .build/fuzz/.
 # A crash leaves its input in .build/fuzz/<target>/crash-* and fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(HTTPParserFuzz WebSocketFrameFuzz SSHPacketFuzz JSONParserFuzz)
+[ ${#targets[@]} -eq 0 ] && targets=(HTTPParserFuzz WebSocketFrameFuzz SSHPacketFuzz JSONParserFuzz WatchLineFuzz)
 
 R=Sources/Reactor
 sources_for() {
@@ -16,6 +16,7 @@ sources_for() {
     HTTPParserFuzz) echo "$R/IO/ByteBuffer.swift $R/HTTP/HTTPHeaders.swift $R/HTTP/HTTPParseError.swift $R/HTTP/HTTPParser.swift $R/HTTP/HTTPHeadLines.swift" ;;
     WebSocketFrameFuzz) echo "$R/IO/ByteBuffer.swift $R/WebSocket/WebSocketFrame.swift $R/WebSocket/WebSocketDecoder.swift" ;;
     JSONParserFuzz) echo "$R/JSON/JSONValue.swift $R/JSON/JSONParser.swift $R/JSON/JSONWriter.swift $R/JSON/JSONText.swift" ;;
+    WatchLineFuzz) echo "Sources/Agent/Kubernetes/LineSplitter.swift Sources/Agent/Kubernetes/ListBodySplitter.swift" ;;
     SSHPacketFuzz) echo "(built by fuzz/build-ssh-fuzz.sh: it needs the C shims)" ;;
     *) echo "unknown fuzz target $1" >&2; exit 2 ;;
   esac

@@ -124,8 +124,8 @@ final class ResourceWatcher {
                 guard let self, self.requestID == id else { return }
                 self.call = nil
                 if let error {
-                    // An expired continue token: start the list again from the top.
-                    self.fail(error, then: .relist)
+                    // 410 here is an expired continue token: start the list again at once.
+                    self.fail(error, then: error.code == 410 ? .relistAfterGone : .relist)
                     return
                 }
                 self.pageDone(try? splitter.finish())

@@ -285,7 +285,8 @@ class APIServer:
         c = self.cluster
         auth = self.authenticated(request)
         c.requests.append({"seq": len(c.requests) + 1, "method": request.method, "path": request.path,
-                           "query": dict(request.query), "auth": auth, "time": time.time()})
+                           "query": dict(request.query), "auth": auth, "time": time.time(),
+                           "user_agent": request.headers.get("User-Agent", "")})
         if not auth:
             return status(401, "Unauthorized", "Unauthorized")
         if c.failures:
@@ -362,7 +363,7 @@ class APIServer:
         token = request.query.get("continue")
         if token:
             snap = c.snapshots.get(token)
-            if snap is None or snap[0] <= c.compacted:
+            if snap is None or snap[0] < c.compacted:
                 return status(410, "Expired", "The provided continue parameter is too old to display a consistent list result. "
                                               "You can start a new list without the continue parameter.")
             rv, items = snap
@@ -464,6 +465,9 @@ class APIServer:
                 get = asyncio.ensure_future(w.queue.get())
                 stop = asyncio.ensure_future(end.wait())
                 done, _ = await asyncio.wait({get, stop}, timeout=min(left, interval), return_when=asyncio.FIRST_COMPLETED)
+                if end.is_set():
+                    get.cancel()
+                    break
                 if get in done:
                     stop.cancel()
                     await send(get.result())
@@ -547,6 +551,18 @@ class APIServer:
                 e.set()
             return web.json_response({"ended": n})
         elif action == "compact":
+            # Like etcd compaction after unrelated writes: every version a client holds is now
+            # too old. `writes` are applied first, `end_watches` ends the watches in the same
+            # step, so those changes reach a client only through its relist.
+            for op in body.get("writes", []):
+                if op["op"] == "delete":
+                    c.delete(op["resource"], op.get("namespace", ""), op["name"])
+                else:
+                    c.write(op["resource"], RESOURCES[op["resource"]][0], op["object"])
+            if body.get("end_watches"):
+                for e in list(self.watch_ends):
+                    e.set()
+            c.rv += 1
             c.compacted = c.rv
             c.history = []
             c.snapshots.clear()
