@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from harness import Agent, ControlPlane, EchoServer, HelloServer  # noqa: E402
+from harness import Agent, ControlPlane, EchoServer, HelloServer, KubeAPIServer  # noqa: E402
 
 
 @pytest.fixture
@@ -48,3 +48,10 @@ def agents(tmp_path):
     yield Starter()
     for a in started:
         a.stop()
+
+
+@pytest.fixture
+def kube(tmp_path):
+    k = KubeAPIServer(str(tmp_path))
+    yield k
+    k.stop()

@@ -176,6 +176,11 @@ tunnel:
         e = dict(os.environ)
         for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy"):
             e.pop(k, None)
+        # The agent finds a cluster on its own (~/.kube/config, $KUBECONFIG, a service account):
+        # tests never let it find the machine's; those that want one configure it.
+        for k in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
+            e.pop(k, None)
+        e["HOME"] = self.tmp
         e.update(self.env)
         self.proc = subprocess.Popen([agent_binary(), "--config", self.config_path, "--log-format", "json",
                                       "--log-level", "debug"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -224,6 +229,70 @@ tunnel:
         code = terminate(self.proc)
         self.reader.join(5)
         return code
+
+
+KUBE_SERVER = os.path.join(ROOT, "Tests", "Fixtures", "kubernetes", "apiserver.py")
+MAKE_PKI = os.path.join(ROOT, "Tests", "Fixtures", "tls", "make-pki.sh")
+KUBE_TOKEN = "test-k8s-token"
+
+
+class KubeAPIServer:
+    """The Kubernetes API test server (Tests/Fixtures/kubernetes/apiserver.py) over HTTPS with a
+    throwaway PKI (make-pki.sh: ca.pem, server.pem for localhost and 127.0.0.1, other-ca.pem)."""
+
+    def __init__(self, tmp: str, nodes: int = 2, pods: int = 4, extra: list[str] | None = None):
+        self.pki = os.path.join(tmp, "k8s-pki")
+        subprocess.run(["sh", MAKE_PKI, self.pki], check=True, capture_output=True)
+        self.ca = os.path.join(self.pki, "ca.pem")
+        self.other_ca = os.path.join(self.pki, "other-ca.pem")
+        self.log = open(os.path.join(tmp, "apiserver.log"), "w")
+        self.proc = subprocess.Popen([sys.executable, KUBE_SERVER, "--cert", os.path.join(self.pki, "server.pem"),
+                                      "--key", os.path.join(self.pki, "server.key"), "--token", KUBE_TOKEN,
+                                      "--seed-nodes", str(nodes), "--seed-pods", str(pods)] + (extra or []),
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        info = json.loads(self.proc.stdout.readline())
+        self.port = info["port"]
+        self.url = info["url"]
+        self.tmp = tmp
+
+    def kubeconfig(self, name: str = "kubeconfig", server: str | None = None, ca: str | None = None,
+                   token: str = KUBE_TOKEN) -> str:
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(f"""apiVersion: v1
+kind: Config
+current-context: test
+clusters:
+- name: test
+  cluster:
+    server: {server or self.url}
+    certificate-authority: {ca or self.ca}
+contexts:
+- name: test
+  context: {{cluster: test, user: test}}
+users:
+- name: test
+  user:
+    token: {token}
+""")
+        return path
+
+    def kubectl(self, *args: str, server: str | None = None, extra: list[str] | None = None,
+                timeout: float = 30) -> str:
+        cmd = ["kubectl", "--server", server or self.url, "--certificate-authority", self.ca, "--token", KUBE_TOKEN]
+        out = subprocess.run(cmd + (extra or []) + list(args), capture_output=True, text=True, timeout=timeout)
+        if out.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {out.stderr}")
+        return out.stdout
+
+    def control(self, action: str, body: dict | None = None) -> Any:
+        r = requests.post(f"{self.url}/_test/{action}", json=body or {}, verify=self.ca, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        self.log.close()
 
 
 class HelloServer:
