@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: the agent against a local control plane (the test double in
 # Tests/Fixtures/controlplane, which also runs a chisel-v3 tunnel server), all on 127.0.0.1.
-# Prints the tunnel's remote port for the agent's HTTP server and a curl that goes through it.
+# Also starts a Kubernetes API test server (Tests/Fixtures/kubernetes) that the agent watches.
+# Prints the tunnel's remote port for the agent's HTTP server and a curl that goes through it,
+# and a kubectl that reaches the test API server through the kubernetes-api forward.
 # Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,17 @@ for _ in $(seq 100); do [ -s "$work/controlplane.json" ] && break; sleep 0.1; do
 API_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_url"])' "$work/controlplane.json")
 echo "control plane (test double): $API_URL   log: $work/controlplane.log"
 
+# A Kubernetes API test server (Tests/Fixtures/kubernetes) with a few nodes and pods, its own
+# test CA and a kubeconfig in $work: the agent watches it, and kubectl reaches it through the tunnel.
+sh Tests/Fixtures/tls/make-pki.sh "$work/pki" >/dev/null 2>&1
+python3 Tests/Fixtures/kubernetes/apiserver.py --cert "$work/pki/server.pem" --key "$work/pki/server.key" \
+  --ca "$work/pki/ca.pem" --token run-k8s-token --seed-nodes 3 --seed-pods 12 \
+  --write-kubeconfig "$work/kubeconfig" > "$work/apiserver.json" 2> "$work/apiserver.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/apiserver.json" ] && break; sleep 0.1; done
+K8S_PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$work/apiserver.json")
+echo "Kubernetes API (test server): https://127.0.0.1:$K8S_PORT   kubeconfig: $work/kubeconfig"
+
 cat > "$work/agent.yaml" <<YAML
 agent:
   cluster_name: "local-run"
@@ -41,9 +54,11 @@ tunnel:
   poll_interval: 2s
   forwards:
     - name: "kubernetes-api"
-      local_addr: "127.0.0.1:6443"
+      local_addr: "127.0.0.1:$K8S_PORT"
     - name: "agent-http"
       local_addr: "127.0.0.1:$AGENT_PORT"
+kubernetes:
+  kubeconfig: "$work/kubeconfig"
 state:
   path: "$work/state.json"
 YAML
@@ -60,9 +75,11 @@ if grep -q "tunnel connected" "$work/agent.log"; then
   echo "  tunnel is up: the agent's HTTP server is reachable through remote port $HTTP_REMOTE"
   echo "    curl http://127.0.0.1:$HTTP_REMOTE/health"
   echo "    curl http://127.0.0.1:$HTTP_REMOTE/ready"
-  echo "  (the kubernetes-api forward is on remote port $K8S_REMOTE -> 127.0.0.1:6443)"
+  echo "  the kubernetes-api forward: remote port $K8S_REMOTE -> the test API server (127.0.0.1:$K8S_PORT)"
+  echo "    kubectl --server https://127.0.0.1:$K8S_REMOTE --certificate-authority $work/pki/ca.pem \\"
+  echo "      --tls-server-name localhost --token run-k8s-token get nodes,pods -A"
   echo
 else
   echo "the tunnel did not come up within 30 s; see $work/agent.log" >&2
 fi
-wait "${pids[1]}"
+wait "${pids[2]}"
