@@ -214,12 +214,16 @@ final class KubernetesMonitorTests: XCTestCase {
         XCTAssertEqual(client.calls.filter { $0.key.code == "401" }.count, 0)
 
         // A change the stamp cannot see (same inode, size and mtime): only the 401 reveals it.
-        let attributes = try FileManager.default.attributesOfItem(atPath: agentToken)
+        var before = stat()
+        XCTAssertEqual(stat(agentToken, &before), 0)
+        let stampBefore = FileStamp(path: agentToken)
         try "tok-3333".write(toFile: serverToken, atomically: true, encoding: .utf8)
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: agentToken))
         handle.write(Data("tok-3333".utf8))
         handle.closeFile()
-        try FileManager.default.setAttributes([.modificationDate: attributes[.modificationDate] as Any], ofItemAtPath: agentToken)
+        var times = [before.st_atim, before.st_mtim]
+        XCTAssertEqual(utimensat(AT_FDCWD, agentToken, &times, 0), 0, "restoring the mtime to the nanosecond")
+        XCTAssertEqual(FileStamp(path: agentToken), stampBefore, "the change must be invisible to the stamp")
         try server.control("end-watches")
         _ = try server.kubectl(["--token", "tok-3333", "delete", "pod", "app-1", "-n", "kube-system"])
         run(until: { m.clusterCounts.pods == 3 }, "a change seen after the 401")
