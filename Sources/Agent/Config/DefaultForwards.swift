@@ -2,7 +2,8 @@
 /// the agent can reach where it runs.
 ///
 /// * On a VM beside k3s: `localhost:6443`, `localhost:10250`, `localhost:<agent.port>`.
-/// * In a pod (`kubernetes.in_cluster`, true when `KUBERNETES_SERVICE_HOST` is set), localhost is
+/// * In a pod (`kubernetes.in_cluster`; when that is not set, whether `KUBERNETES_SERVICE_HOST`
+///   is), localhost is
 ///   the pod itself, so the API server is the address Kubernetes gives every pod
 ///   (`KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT`, i.e. kubernetes.default.svc) and the
 ///   kubelet is the one on the pod's own node, `NODE_IP:10250` (the manifest sets NODE_IP from
@@ -10,10 +11,10 @@
 enum DefaultForwards {
     static let kubeletPort = 10250
 
-    static func resolve(agentPort: Int, inCluster: Bool,
+    static func resolve(agentPort: Int, inCluster: Bool?,
                         environment: [String: String]) -> (forwards: [TunnelForward], warnings: [String]) {
         let vm = TunnelForward.defaults(agentPort: agentPort)
-        guard inCluster else { return (vm, []) }
+        guard inCluster ?? (nonEmpty(environment["KUBERNETES_SERVICE_HOST"]) != nil) else { return (vm, []) }
         var warnings: [String] = []
         let apiServer = apiServerAddress(environment, warnings: &warnings)
         let kubelet: String
