@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN_DIR = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 LOG_LEVEL ?= info
 
-.PHONY: deps build release test run bench strace fuzz clean
+.PHONY: deps build release image test run bench strace fuzz clean
 
 deps:
 	@scripts/deps.sh
@@ -14,6 +14,10 @@ build: deps
 # The shipped binary: one static executable (scripts/build-release.sh says why).
 release: deps
 	scripts/build-release.sh
+
+# The OCI image, without a Docker engine (scripts/image.sh): .build/image/oci and a docker-archive.
+image: deps
+	scripts/image.sh
 
 test: deps
 	scripts/test.sh

@@ -4,10 +4,15 @@
 # fewer resident pages (an idle agent is about 6.5 MiB RSS; it was 18 MiB with shared libraries).
 # glibc's files and dns lookups are built into static binaries (glibc >= 2.34), so getaddrinfo
 # needs nothing at run time but /etc/resolv.conf; Tests/e2e/test_static_binary.py proves it.
+# The version, commit and build date (scripts/build-identity.sh) are stamped into the binary
+# through CShims' build_stamp.c: Swift's -D flags carry no values, C's do.
 # Extra arguments go to `swift build` (e.g. --product pipeops-agent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+eval "$(scripts/build-identity.sh)"
+stamp=(-Xcc "-DPIPEOPS_BUILD_VERSION=\"$VERSION\"" -Xcc "-DPIPEOPS_BUILD_COMMIT=\"$COMMIT\""
+       -Xcc "-DPIPEOPS_BUILD_DATE=\"$BUILD_DATE\"")
 # The linker warns that getaddrinfo and dlopen in a static binary want the same glibc at run
 # time; see above for why that does not apply. Everything else it prints is kept.
-swift build -c release --static-swift-stdlib -Xswiftc -static-executable "$@" 2>&1 \
+swift build -c release --static-swift-stdlib -Xswiftc -static-executable "${stamp[@]}" "$@" 2>&1 \
   | { grep -v "in statically linked applications requires at runtime the shared libraries" || true; }

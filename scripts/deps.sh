@@ -17,3 +17,11 @@ if ! python3 -m pip install -q --disable-pip-version-check -r "$here/Tests/requi
   # Debian's own Python refuses system-wide installs unless told.
   python3 -m pip install -q --disable-pip-version-check --break-system-packages -r "$here/Tests/requirements.txt"
 fi
+# checkov in a virtualenv of its own (Tests/requirements-checkov.txt says why).
+checkov_venv=/opt/pipeops/checkov
+installed=$("$checkov_venv/bin/python" -m pip freeze 2>/dev/null || true)
+if ! grep -qxF -f <(grep -vE '^\s*(#|$)' "$here/Tests/requirements-checkov.txt") <<<"$installed"; then
+  echo "deps: installing checkov into $checkov_venv"
+  python3 -m venv "$checkov_venv"
+  "$checkov_venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/Tests/requirements-checkov.txt"
+fi

@@ -160,6 +160,10 @@ public final class Agent {
 
     private func startTunnel() {
         guard config.tunnel.enabled else { return }
+        // Where each forward goes (in a pod, the API server and the node's kubelet; DefaultForwards).
+        for forward in config.tunnel.forwards {
+            logger.info("tunnel forward", metadata: ["forward": "\(forward.name)", "local_addr": "\(forward.localAddr)"])
+        }
         if config.tunnel.mode == .ssh { startSSHTunnel(); return }
         let manager = TunnelManager(loop: loop, forwards: config.tunnel.forwards, inactivityTimeout: config.tunnel.inactivityTimeout,
                                     logger: logger) { [unowned self] desired, manager in

@@ -204,8 +204,12 @@ final class ConfigLoaderTests: XCTestCase {
         ]
         XCTAssertEqual(Set(environment.keys), Set(ConfigLoader.environmentKeys.map(\.variable)))
         let (c, warnings) = try loadConfigYAML(configArchitectureExampleYAML, environment: environment)
-        XCTAssertEqual(warnings, ["config.yaml:23: realtime.websocket_port (8080) differs from agent.port (9999); "
-                                  + "WebSocket is served on agent.port"])
+        XCTAssertEqual(warnings, [
+            // The example says in_cluster: true; the default forwards then want NODE_IP.
+            "$NODE_IP is not set: the kubelet-metrics forward goes to localhost:10250, which a pod does not reach; "
+                + "set NODE_IP from the downward API (status.hostIP)",
+            "config.yaml:23: realtime.websocket_port (8080) differs from agent.port (9999); WebSocket is served on agent.port",
+        ])
         XCTAssertEqual(c.pipeops.apiURL, "https://cp.example.com/base")
         XCTAssertEqual(c.pipeops.token, "env-token")
         XCTAssertEqual(c.agent.clusterName, "env-cluster")

@@ -298,7 +298,7 @@ users:
 class HelloServer:
     """A small HTTP service standing in for the Kubernetes API behind the tunnel."""
 
-    def __init__(self, text: str = "hello from behind the tunnel"):
+    def __init__(self, text: str = "hello from behind the tunnel", host: str = "127.0.0.1", port: int = 0):
         body = text.encode()
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -311,7 +311,7 @@ class HelloServer:
             def log_message(self, *a: Any) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd = http.server.ThreadingHTTPServer((host, port), H)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 

@@ -3,7 +3,9 @@
 ///
 /// * File: `path`, or `~/.pipeops-agent.yaml` when that exists. A given path that does not
 ///   exist is an error. At most 1 MiB of YAML.
-/// * Environment: see `environmentKeys`. Empty variables count as unset.
+/// * Environment: see `environmentKeys`. Empty variables count as unset. The file's values may
+///   name variables as `${NAME}` (EnvironmentExpansion).
+/// * Forwards: the file's, else DefaultForwards' (which differ in a pod).
 /// * Overrides: dotted key paths to text, e.g. `["agent.port": "9090", "logging.level": "debug"]`;
 ///   `agent.labels.NAME` sets one label. Unknown paths are errors (they are typed by a person).
 /// * Unknown keys in the file are warnings; wrong types and invalid values are errors that name
@@ -58,7 +60,10 @@ public enum ConfigLoader {
     static func merge(file root: YAMLNode?, fileName: String, environment: [String: String],
                       overrides: [String: String]) throws(ConfigError) -> (AgentConfig, warnings: [String]) {
         var builder = ConfigBuilder(defaults: AgentConfig.defaults(environment: environment))
-        try builder.apply(file: root, name: fileName)
+        let expanded = try root.map { node throws(ConfigError) in
+            try EnvironmentExpansion.expand(node, environment: environment, file: fileName)
+        }
+        try builder.apply(file: expanded, name: fileName)
 
         for (variable, key) in environmentKeys {
             guard let value = environment[variable], !value.isEmpty else { continue }
@@ -75,7 +80,11 @@ public enum ConfigLoader {
         }
 
         if !builder.forwardsGiven {
-            builder.config.tunnel.forwards = TunnelForward.defaults(agentPort: builder.config.agent.port)
+            let (forwards, warnings) = DefaultForwards.resolve(agentPort: builder.config.agent.port,
+                                                               inCluster: builder.config.kubernetes.inCluster,
+                                                               environment: environment)
+            builder.config.tunnel.forwards = forwards
+            builder.warnings += warnings
         }
         try ConfigValidator.expandHome(&builder.config, home: environment["HOME"], origins: builder.origins)
         let warnings = try ConfigValidator.validate(builder.config, origins: builder.origins)

@@ -7,5 +7,6 @@
 #include "tls_shims.h"
 #include "crypto_shims.h"
 #include "yaml_shims.h"
+#include "build_stamp.h"
 
 #endif
