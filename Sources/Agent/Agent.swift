@@ -80,6 +80,7 @@ public final class Agent {
                                        resolver: resolver, proxies: proxies, logger: l)
         if let k = kubernetes {
             kubernetesSummary = { k.summary }
+            k.onEvent = { [bus] event in bus.publish("kubernetes_event", event.json) }
             if k.client != nil { followPodLog = { request, onLine, onEnd in k.followLog(request, onLine: onLine, onEnd: onEnd) } }
         }
     }

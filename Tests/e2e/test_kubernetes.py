@@ -95,3 +95,52 @@ def test_kubectl_lists_pods_and_follows_logs_through_the_tunnel(cp, kube, agents
     assert got == ["first", "second", "third"]
     # The agent itself watched the same server all along.
     assert ready_check(agent)["ok"] is True
+
+
+def test_pod_logs_follow_over_the_hub_and_sse_and_events_are_pushed(cp, kube, agents):
+    from websockets.sync.client import connect
+    from test_realtime import AUTH, SSEReader, recv_type
+    agent = agents(cp.api_url, {"agent-http": "127.0.0.1:1"}, extra_yaml=kube_yaml(kube.kubeconfig()))
+    wait_for(lambda: ready_check(agent)["ok"], what="kubernetes ready")
+    base = f"http://127.0.0.1:{agent.port}"
+    kube.control("logs", {"namespace": "default", "pod": "app-0", "lines": ["one", "two"]})
+    kube.control("logs", {"namespace": "default", "pod": "app-2", "lines": ["sse-one"]})
+    events = SSEReader(base + "/api/realtime/events", AUTH)
+    events.wait("connected")
+    sse = SSEReader(base + "/api/realtime/logs?namespace=default&pod=app-2", AUTH)
+    with connect(f"ws://127.0.0.1:{agent.port}/ws", additional_headers=AUTH, max_size=None) as ws:
+        status = recv_type(ws, "status")["data"]
+        assert status["kubernetes"]["available"] is True and status["kubernetes"]["pods"] == 4
+        ws.send(json.dumps({"type": "logs", "data": {"namespace": "default", "pod": "app-0"}}))
+        lines = []
+        while len(lines) < 2:
+            m = recv_type(ws, "log")
+            assert m["data"]["source"] == "pod" and m["data"]["pod"] == "app-0"
+            lines.append(m["data"]["line"])
+        kube.control("logs", {"namespace": "default", "pod": "app-0", "lines": ["three"]})
+        lines.append(recv_type(ws, "log")["data"]["line"])
+        assert lines == ["one", "two", "three"]
+        kube.kubectl("patch", "pod", "app-0", "-n", "default", "--type", "merge", "-p", '{"status":{"phase":"Succeeded"}}')
+        end = recv_type(ws, "logs_end", timeout=30)
+        assert end["data"]["pod"] == "app-0"
+    # SSE: the first line, a line written while following, then the end with the pod.
+    sse.wait("log", lambda d: d["line"] == "sse-one")
+    kube.control("logs", {"namespace": "default", "pod": "app-2", "lines": ["sse-two"]})
+    sse.wait("log", lambda d: d["line"] == "sse-two")
+    kube.control("logs", {"namespace": "default", "pod": "app-2", "end": True})
+    sse.wait("logs_end", lambda d: d["pod"] == "app-2")
+    with sse.lock:
+        got = [e[2]["line"] for e in sse.events if e[1] == "log"]
+    assert got == ["sse-one", "sse-two"]
+    sse.close()
+    # A Kubernetes Event created while the agent watches is pushed as kubernetes_event.
+    import requests
+    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "app-0.backoff", "namespace": "default"},
+             "involvedObject": {"kind": "Pod", "name": "app-0", "namespace": "default"}, "type": "Warning",
+             "reason": "BackOff", "message": "Back-off restarting failed container web", "count": 3}
+    r = requests.post(f"{kube.url}/api/v1/namespaces/default/events", json=event, verify=kube.ca,
+                      headers={"Authorization": f"Bearer {KUBE_TOKEN}"}, timeout=10)
+    assert r.status_code in (200, 201), r.text
+    pushed = events.wait("kubernetes_event", lambda d: d["reason"] == "BackOff")[2]
+    assert pushed["object"] == "Pod/app-0" and pushed["type"] == "Warning" and pushed["count"] == 3
+    events.close()
