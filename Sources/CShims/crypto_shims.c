@@ -2,6 +2,7 @@
 #include "crypto_shims.h"
 #include <openssl/param_build.h>
 #include <openssl/bn.h>
+#include <openssl/decoder.h>
 #include <string.h>
 
 EVP_CIPHER_CTX *shim_cipher_new(int kind, const uint8_t *key, size_t key_len, const uint8_t *iv, int encrypt) {
@@ -268,4 +269,102 @@ done:
 int shim_random(uint8_t *buf, size_t len) {
     if (len > INT32_MAX) return 0;
     return RAND_bytes(buf, (int)len) == 1;
+}
+
+// Fills priv/pub from an EC key on P-256; 0 for any other curve or shape.
+static int p256_export(EVP_PKEY *key, uint8_t priv[32], uint8_t pub[65]) {
+    char group[32] = {0};
+    size_t glen = 0;
+    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &glen) != 1) return 0;
+    if (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0) return 0;
+    BIGNUM *d = NULL;
+    if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &d) != 1) return 0;
+    int ok = BN_bn2binpad(d, priv, 32) == 32;
+    BN_clear_free(d);
+    uint8_t *enc = NULL;
+    size_t n = ok ? EVP_PKEY_get1_encoded_public_key(key, &enc) : 0;
+    if (n != 65) ok = 0; else memcpy(pub, enc, 65);
+    OPENSSL_free(enc);
+    return ok;
+}
+
+int shim_p256_private_from_der(const uint8_t *der, size_t der_len, uint8_t priv[32], uint8_t pub[65]) {
+    EVP_PKEY *key = NULL;
+    OSSL_DECODER_CTX *dctx = OSSL_DECODER_CTX_new_for_pkey(&key, "DER", NULL, "EC", EVP_PKEY_KEYPAIR, NULL, NULL);
+    if (dctx == NULL) return 0;
+    const unsigned char *p = der;
+    size_t left = der_len;
+    int ok = OSSL_DECODER_from_data(dctx, &p, &left) == 1 && key != NULL && p256_export(key, priv, pub);
+    OSSL_DECODER_CTX_free(dctx);
+    EVP_PKEY_free(key);
+    return ok;
+}
+
+// An EVP_PKEY for P-256 from the scalar and its public point.
+static EVP_PKEY *p256_keypair(const uint8_t priv[32], const uint8_t pub[65]) {
+    BIGNUM *d = BN_bin2bn(priv, 32, NULL);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY *key = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    if (d == NULL || bld == NULL) goto done;
+    if (OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) != 1) goto done;
+    if (OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d) != 1) goto done;
+    if (OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, 65) != 1) goto done;
+    params = OSSL_PARAM_BLD_to_param(bld);
+    ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    if (params == NULL || ctx == NULL) goto done;
+    if (EVP_PKEY_fromdata_init(ctx) != 1 || EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) != 1) key = NULL;
+done:
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_clear_free(d);
+    return key;
+}
+
+int shim_p256_private_from_integer(const uint8_t *b, size_t b_len, uint8_t priv[32], uint8_t pub[65]) {
+    if (b_len > 1024) return 0;
+    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    BN_CTX *bctx = BN_CTX_new();
+    BIGNUM *k = BN_bin2bn(b, (int)b_len, NULL);
+    BIGNUM *nm1 = BN_new();
+    EC_POINT *q = NULL;
+    int ok = 0;
+    if (group == NULL || bctx == NULL || k == NULL || nm1 == NULL) goto done;
+    if (BN_copy(nm1, EC_GROUP_get0_order(group)) == NULL || BN_sub_word(nm1, 1) != 1) goto done;
+    if (BN_nnmod(k, k, nm1, bctx) != 1 || BN_add_word(k, 1) != 1) goto done;
+    q = EC_POINT_new(group);
+    if (q == NULL || EC_POINT_mul(group, q, k, NULL, NULL, bctx) != 1) goto done;
+    if (EC_POINT_point2oct(group, q, POINT_CONVERSION_UNCOMPRESSED, pub, 65, bctx) != 65) goto done;
+    ok = BN_bn2binpad(k, priv, 32) == 32;
+done:
+    EC_POINT_free(q);
+    BN_clear_free(k);
+    BN_free(nm1);
+    BN_CTX_free(bctx);
+    EC_GROUP_free(group);
+    return ok;
+}
+
+int shim_p256_sign(const uint8_t priv[32], const uint8_t pub[65], const uint8_t *msg, size_t msg_len,
+                   uint8_t r[32], uint8_t s[32]) {
+    EVP_PKEY *key = p256_keypair(priv, pub);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t der[80];
+    size_t der_len = sizeof der;
+    ECDSA_SIG *sig = NULL;
+    int ok = 0;
+    if (key == NULL || ctx == NULL) goto done;
+    if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) != 1) goto done;
+    if (EVP_DigestSign(ctx, der, &der_len, msg, msg_len) != 1) goto done;
+    const unsigned char *p = der;
+    sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    if (sig == NULL) goto done;
+    ok = BN_bn2binpad(ECDSA_SIG_get0_r(sig), r, 32) == 32 && BN_bn2binpad(ECDSA_SIG_get0_s(sig), s, 32) == 32;
+done:
+    ECDSA_SIG_free(sig);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(key);
+    return ok;
 }

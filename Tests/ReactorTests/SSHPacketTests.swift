@@ -160,7 +160,7 @@ final class SSHPacketTests: XCTestCase {
         let t = SSHTransport(config: SSHTransportConfig())
         let input = Array("hello there\r\nsecond line\nSSH-chisel-v3-server\r\n".utf8)
         try input.withUnsafeBytes { try t.receive($0) }
-        XCTAssertEqual(t.serverBanner, "SSH-chisel-v3-server")
+        XCTAssertEqual(t.peerBanner, "SSH-chisel-v3-server")
         let t1 = SSHTransport(config: SSHTransportConfig())
         XCTAssertThrowsError(try Array("SSH-1.5-old\r\n".utf8).withUnsafeBytes { try t1.receive($0) })
         var small = SSHTransportConfig(); small.maxPreBannerBytes = 100

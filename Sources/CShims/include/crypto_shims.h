@@ -55,5 +55,15 @@ int shim_ecdsa_verify(int curve, const uint8_t *point, size_t point_len, const u
 int shim_rsa_verify(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len, int digest_kind,
                     const uint8_t *sig, size_t sig_len, const uint8_t *msg, size_t msg_len);
 
+// ECDSA P-256 private keys (an SSH server's host key): the scalar (32 bytes big-endian) and the
+// uncompressed public point (65 bytes) travel as plain bytes; keys are rebuilt per call.
+// From the DER of a SEC1 "EC PRIVATE KEY" or a PKCS#8 "PRIVATE KEY"; only P-256 is accepted.
+int shim_p256_private_from_der(const uint8_t *der, size_t der_len, uint8_t priv[32], uint8_t pub[65]);
+// From an integer of any length: k = b mod (n-1) + 1 (FIPS 186-4 B.4.1 when b has 40 bytes).
+int shim_p256_private_from_integer(const uint8_t *b, size_t b_len, uint8_t priv[32], uint8_t pub[65]);
+// Signs SHA-256(msg); r and s come out as 32-byte big-endian integers.
+int shim_p256_sign(const uint8_t priv[32], const uint8_t pub[65], const uint8_t *msg, size_t msg_len,
+                   uint8_t r[32], uint8_t s[32]);
+
 int shim_random(uint8_t *buf, size_t len);
 #endif

@@ -4,9 +4,11 @@ import Logging
 public protocol SSHConnectionDelegate: AnyObject {
     /// Key exchange and user authentication are done; requests and channels may start.
     func sshConnectionDidAuthenticate(_ connection: SSHConnection)
-    /// The server opens a channel: call `accept` or `reject` (now or later). Default: reject.
+    /// The peer opens a channel: call `accept` or `reject` (now or later). Default: reject.
     func sshConnection(_ connection: SSHConnection, channelOpen request: SSHChannelOpenRequest)
-    /// A global request from the server. Return nil for the default: `ping` gets success with
+    /// Server side: whether `password` is right for `user`. Default: no.
+    func sshConnection(_ connection: SSHConnection, authenticate user: String, password: String) -> Bool
+    /// A global request from the peer. Return nil for the default: `ping` gets success with
     /// raw `pong`, anything else with want-reply gets failure.
     func sshConnection(_ connection: SSHConnection, globalRequest name: String, wantReply: Bool, data: [UInt8]) -> SSHGlobalReply?
     /// Host key accepted (fingerprint matched, or none was configured and `warning` said so).
@@ -20,6 +22,7 @@ extension SSHConnectionDelegate {
     public func sshConnection(_ connection: SSHConnection, channelOpen request: SSHChannelOpenRequest) {
         request.reject(reason: 1, text: "channel type \(request.type) not accepted")
     }
+    public func sshConnection(_ connection: SSHConnection, authenticate user: String, password: String) -> Bool { false }
     public func sshConnection(_ connection: SSHConnection, globalRequest name: String, wantReply: Bool, data: [UInt8]) -> SSHGlobalReply? { nil }
     public func sshConnection(_ connection: SSHConnection, didVerifyHostKey key: SSHHostKey) {}
     public func sshConnection(_ connection: SSHConnection, warning: String) {
@@ -27,8 +30,8 @@ extension SSHConnectionDelegate {
     }
 }
 
-/// An SSH client connection over any `ByteStream` (TCP now, a WebSocket stream for chisel):
-/// the thin glue between the stream and the sans-I/O `SSHSession`.
+/// An SSH connection over any `ByteStream` (TCP, or a WebSocket stream for chisel), as the
+/// client or as the server: the thin glue between the stream and the sans-I/O `SSHSession`.
 public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     public enum State: Equatable { case connecting, handshaking, authenticated, closed }
 
@@ -54,13 +57,23 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     /// The stream below, when it can ACK promptly (TCP; not a WebSocket).
     private let promptAcking: PromptAcknowledging?
 
-    /// Wraps `stream`. Call `start()` once the stream is open (the TCP helper does this itself).
-    public init(loop: EventLoop, stream: ByteStream, config: SSHClientConfig, delegate: SSHConnectionDelegate?) {
+    /// Wraps `stream` as the client. Call `start()` once the stream is open (the TCP helper does this itself).
+    public convenience init(loop: EventLoop, stream: ByteStream, config: SSHClientConfig, delegate: SSHConnectionDelegate?) {
+        self.init(loop: loop, stream: stream, settings: SSHSessionSettings(config), delegate: delegate)
+    }
+
+    /// The server side on an accepted `stream` (already open): call `start()` to send our
+    /// identification line and KEXINIT.
+    public convenience init(loop: EventLoop, stream: ByteStream, serverConfig: SSHServerConfig, delegate: SSHConnectionDelegate?) {
+        self.init(loop: loop, stream: stream, settings: SSHSessionSettings(serverConfig), delegate: delegate)
+    }
+
+    init(loop: EventLoop, stream: ByteStream, settings: SSHSessionSettings, delegate: SSHConnectionDelegate?) {
         self.loop = loop
         self.stream = stream
         promptAcking = stream as? PromptAcknowledging
         self.delegate = delegate
-        session = SSHSession(config: config, loop: loop)
+        session = SSHSession(config: settings, loop: loop)
         session.owner = self
         stream.delegate = self
     }
@@ -87,7 +100,13 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     }
 
     public var hostKey: SSHHostKey? { session.transport.hostKey }
-    public var serverBanner: String? { session.transport.serverBanner }
+    public var serverBanner: String? { session.transport.isServer ? session.config.transport.banner : session.transport.peerBanner }
+    /// The other side's identification line.
+    public var peerBanner: String? { session.transport.peerBanner }
+    /// Server side: the user the client authenticated as.
+    public var authenticatedUser: String? { session.authenticatedUser }
+    /// Channels open, and opens we sent that are not answered yet.
+    public var channelCount: Int { session.channelCount }
     public var negotiatedAlgorithms: String {
         guard let n = session.transport.negotiated else { return "" }
         return "\(n.kex) \(n.hostKey) \(n.cipherS2C) \(n.macS2C.isEmpty ? "(aead)" : n.macS2C)\(n.strictKex ? " strict" : "")"
@@ -135,6 +154,15 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
         var data: [UInt8] = []
         data.sshString(address); data.sshUInt32(UInt32(truncatingIfNeeded: port))
         sendGlobalRequest("cancel-tcpip-forward", data: data) { done?($0.success) }
+    }
+
+    /// Asks the peer to open a channel of `type`; `data` goes raw after the standard fields
+    /// (chisel: the `host:port` target). The channel's bytes go to `delegate`.
+    public func openChannel(type: String, data: [UInt8] = [], delegate: ByteStreamDelegate?,
+                            completion: @escaping (Result<SSHChannel, SSHChannelOpenError>) -> Void) {
+        guard state == .authenticated else { completion(.failure(.notConnected)); return }
+        session.openChannel(type: type, data: data, delegate: delegate, completion: completion)
+        sessionHasOutput(session)
     }
 
     /// Starts a key re-exchange now (normally automatic after 1 GiB or 1 hour).
@@ -247,7 +275,9 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
         flush()
     }
 
-    public func streamDidReadEOF(_ stream: ByteStream) { fail(SSHError.closed("server closed the stream")) }
+    public func streamDidReadEOF(_ stream: ByteStream) {
+        fail(SSHError.closed("\(session.isServer ? "client" : "server") closed the stream"))
+    }
 
     public func stream(_ stream: ByteStream, writabilityChanged writable: Bool) {
         session.linkWritable = writable
@@ -265,6 +295,10 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
         handshakeTimer?.cancel(); handshakeTimer = nil
         scheduleTimedRekey()
         delegate?.sshConnectionDidAuthenticate(self)
+    }
+
+    func session(_ session: SSHSession, authenticate user: String, password: String) -> Bool {
+        delegate?.sshConnection(self, authenticate: user, password: password) ?? false
     }
 
     func session(_ session: SSHSession, channelOpen request: SSHChannelOpenRequest) {

@@ -77,6 +77,30 @@ final class P256KeyPair {
     }
 }
 
+/// One side's ephemeral key for the negotiated exchange (curve25519-sha256 or ecdh-sha2-nistp256).
+enum SSHEphemeralKey {
+    case x25519(X25519KeyPair)
+    case p256(P256KeyPair)
+
+    init(kex: String) throws(SSHError) {
+        self = kex == "ecdh-sha2-nistp256" ? .p256(try P256KeyPair()) : .x25519(try X25519KeyPair())
+    }
+
+    var publicKey: [UInt8] {
+        switch self {
+        case .x25519(let k): return k.publicKey
+        case .p256(let k): return k.publicKey
+        }
+    }
+
+    func sharedSecret(with peer: [UInt8]) throws(SSHError) -> [UInt8] {
+        switch self {
+        case .x25519(let k): return try k.sharedSecret(with: peer)
+        case .p256(let k): return try k.sharedSecret(with: peer)
+        }
+    }
+}
+
 /// Compares without an early exit (MAC and tag checks).
 func constantTimeEqual(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
     guard a.count == b.count else { return false }

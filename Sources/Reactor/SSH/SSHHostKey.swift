@@ -15,6 +15,12 @@ public struct SSHHostKey: Sendable, Equatable {
         }
     }
 
+    /// For a blob we built ourselves (a server's own key).
+    init(trustedBlob: [UInt8], keyType: String) {
+        blob = trustedBlob
+        self.keyType = keyType
+    }
+
     /// Standard base64 of SHA-256 over the blob, with `=` padding (44 characters): chisel's form.
     public var fingerprintSHA256Base64: String { Base64.encode(SSHDigest.sha256.hash(blob)) }
     /// `SHA256:` and the same base64 without padding: OpenSSH's form.

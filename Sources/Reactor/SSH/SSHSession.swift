@@ -17,6 +17,58 @@ public struct SSHClientConfig: Sendable {
     public init(credentials: SSHCredentials) { self.credentials = credentials }
 }
 
+/// Settings for a whole server connection (one client).
+public struct SSHServerConfig: Sendable {
+    public var transport: SSHTransportConfig
+    public var channelWindow: UInt32 = 2 * 1024 * 1024
+    public var channelMaxPacket: UInt32 = 32 * 1024
+    /// Banner exchange, key exchange and authentication must finish within this.
+    public var handshakeTimeout: TimeAmount = .seconds(30)
+    /// Refused passwords before the connection ends.
+    public var maxAuthAttempts = 6
+    /// Until the client has authenticated, its packets may not be longer than this (a KEXINIT
+    /// with every algorithm OpenSSH knows is under 2 KB).
+    public var maxPacketLengthBeforeAuth = 32 * 1024
+    /// Open channels (both directions) at once; more opens are refused.
+    public var maxChannels = 1024
+    public init(hostKey: SSHServerHostKey) {
+        transport = SSHTransportConfig()
+        transport.banner = "SSH-2.0-pipeops"
+        transport.serverHostKey = hostKey
+    }
+}
+
+/// What a session needs from either role's configuration.
+struct SSHSessionSettings {
+    enum Role {
+        case client(SSHCredentials)
+        case server(maxAuthAttempts: Int, maxPacketLengthBeforeAuth: Int)
+    }
+    var role: Role
+    var transport: SSHTransportConfig
+    var channelWindow: UInt32
+    var channelMaxPacket: UInt32
+    var handshakeTimeout: TimeAmount
+    var acknowledgesPromptly: Bool
+    var maxChannels: Int
+
+    init(_ c: SSHClientConfig) {
+        role = .client(c.credentials)
+        transport = c.transport
+        channelWindow = c.channelWindow; channelMaxPacket = c.channelMaxPacket
+        handshakeTimeout = c.handshakeTimeout; acknowledgesPromptly = c.acknowledgesPromptly
+        maxChannels = Int.max
+    }
+
+    init(_ c: SSHServerConfig) {
+        role = .server(maxAuthAttempts: c.maxAuthAttempts, maxPacketLengthBeforeAuth: c.maxPacketLengthBeforeAuth)
+        transport = c.transport
+        channelWindow = c.channelWindow; channelMaxPacket = c.channelMaxPacket
+        handshakeTimeout = c.handshakeTimeout; acknowledgesPromptly = false
+        maxChannels = c.maxChannels
+    }
+}
+
 /// A reply to a global request: RFC 4254 has no data on failure, but chisel puts raw error text
 /// there, so the raw bytes after the message number are kept either way.
 public struct SSHGlobalReply: Sendable, Equatable {
@@ -25,7 +77,7 @@ public struct SSHGlobalReply: Sendable, Equatable {
     public init(success: Bool, data: [UInt8] = []) { self.success = success; self.data = data }
 }
 
-/// A channel the server wants to open. Answer with `accept` or `reject`, now or later.
+/// A channel the peer wants to open. Answer with `accept` or `reject`, now or later.
 public final class SSHChannelOpenRequest {
     public let type: String
     /// Type-specific data, raw to the end of the message (chisel: `host:port`).
@@ -70,6 +122,8 @@ protocol SSHSessionOwner: AnyObject {
     var loop: EventLoop { get }
     func sessionDidAuthenticate(_ session: SSHSession)
     func session(_ session: SSHSession, channelOpen request: SSHChannelOpenRequest)
+    /// Server side: whether `password` is right for `user`.
+    func session(_ session: SSHSession, authenticate user: String, password: String) -> Bool
     func session(_ session: SSHSession, globalRequest name: String, wantReply: Bool, data: [UInt8]) -> SSHGlobalReply?
     func session(_ session: SSHSession, warning: String)
     func session(_ session: SSHSession, didVerifyHostKey key: SSHHostKey, algorithm: String)
@@ -78,18 +132,24 @@ protocol SSHSessionOwner: AnyObject {
     func sessionHasOutput(_ session: SSHSession)
 }
 
-/// The client above the transport, sans I/O: service request, user authentication (RFC 4252)
-/// and the connection protocol (RFC 4254: global requests, channels). Output bytes collect in
+/// Either side above the transport, sans I/O: service request, user authentication (RFC 4252;
+/// as the client, or as a server asking its owner about passwords) and the connection protocol
+/// (RFC 4254: global requests, channels opened by either side). Output bytes collect in
 /// `transport.output`.
 final class SSHSession: SSHTransportDelegate, SSHChannelHost {
     enum Phase: Equatable { case keyExchange, serviceRequested, authenticating, authenticated, failed }
 
-    let config: SSHClientConfig
+    let config: SSHSessionSettings
     let transport: SSHTransport
     weak var owner: SSHSessionOwner?
     private(set) var phase = Phase.keyExchange
-    private var auth: SSHUserAuth
+    private var clientAuth: SSHUserAuth?
+    private var serverAuth: SSHServerUserAuth?
+    /// The user the client authenticated as (server side).
+    private(set) var authenticatedUser: String?
     private(set) var channels: [UInt32: SSHChannel] = [:]
+    /// Channels we asked the peer to open, by our channel number, until it answers.
+    private var pendingOpens: [UInt32: PendingChannelOpen] = [:]
     private var nextChannelID: UInt32 = 0
     private var replyHandlers: [(SSHGlobalReply) -> Void] = []
     /// False while the stream below is above its high-water mark.
@@ -98,13 +158,21 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
     }
     let loop: EventLoop
 
-    init(config: SSHClientConfig, loop: EventLoop) {
+    init(config: SSHSessionSettings, loop: EventLoop) {
         self.config = config
         self.loop = loop
         transport = SSHTransport(config: config.transport)
-        auth = SSHUserAuth(credentials: config.credentials)
+        switch config.role {
+        case .client(let credentials):
+            clientAuth = SSHUserAuth(credentials: credentials)
+        case .server(let attempts, let preAuthLimit):
+            serverAuth = SSHServerUserAuth(maxAttempts: attempts)
+            transport.decoder.maxPacketLength = min(preAuthLimit, config.transport.maxPacketLength)
+        }
         transport.delegate = self
     }
+
+    var isServer: Bool { serverAuth != nil }
 
     func start() throws { try transport.start() }
     /// Bytes in, copied into the transport's buffer (streams that cannot read into `readSpace`).
@@ -231,6 +299,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
 
     func transportDidCompleteFirstKex(_ transport: SSHTransport) throws {
         phase = .serviceRequested
+        guard !isServer else { return }   // the client asks for the service
         var m: [UInt8] = [SSHMsg.serviceRequest]
         m.sshString("ssh-userauth")
         try transport.send(m)
@@ -253,15 +322,21 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
 
     func transport(_ transport: SSHTransport, didReceive payload: UnsafeRawBufferPointer) throws -> Bool {
         let type = payload[0]
+        if isServer && phase != .authenticated { return try handleServerHandshake(type, payload) }
         switch phase {
         case .serviceRequested:
             guard type == SSHMsg.serviceAccept else { throw SSHError.protocolError("expected SERVICE_ACCEPT, got message \(type)") }
             phase = .authenticating
+            guard var auth = clientAuth else { return true }
             try transport.send(auth.first())
+            clientAuth = auth
             return true
         case .authenticating:
             guard (50...79).contains(type) else { throw SSHError.protocolError("message \(type) before authentication finished") }
-            switch try auth.handle(payload, sessionID: transport.sessionID ?? []) {
+            guard var auth = clientAuth else { return true }
+            let step = try auth.handle(payload, sessionID: transport.sessionID ?? [])
+            clientAuth = auth
+            switch step {
             case .send(let m)?: try transport.send(m)
             case .succeeded?:
                 phase = .authenticated
@@ -278,6 +353,44 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
         case .keyExchange, .failed:
             throw SSHError.protocolError("unexpected message \(type)")
         }
+    }
+
+    /// Server side, before the client is in: the `ssh-userauth` service, then passwords.
+    private func handleServerHandshake(_ type: UInt8, _ payload: UnsafeRawBufferPointer) throws -> Bool {
+        switch phase {
+        case .serviceRequested:
+            guard type == SSHMsg.serviceRequest else { throw SSHError.protocolError("expected SERVICE_REQUEST, got message \(type)") }
+            var r = SSHReader(payload, context: "SERVICE_REQUEST", offset: 1)
+            let name = try r.readText("service name")
+            guard name == "ssh-userauth" else { throw SSHError.protocolError("service '\(name)' requested; only ssh-userauth is offered") }
+            var m: [UInt8] = [SSHMsg.serviceAccept]
+            m.sshString(name)
+            try transport.send(m)
+            phase = .authenticating
+        case .authenticating:
+            guard var auth = serverAuth else { return true }
+            let step = try auth.handle(payload) { user, password in
+                owner?.session(self, authenticate: user, password: password) ?? false
+            }
+            serverAuth = auth
+            switch step {
+            case .send(let m):
+                try transport.send(m)
+            case .succeeded(let user):
+                try transport.send([SSHMsg.userauthSuccess])
+                phase = .authenticated
+                authenticatedUser = user
+                transport.decoder.maxPacketLength = config.transport.maxPacketLength
+                owner?.sessionDidAuthenticate(self)
+            case .exhausted(let failure, let why):
+                try transport.send(failure)
+                phase = .failed
+                throw SSHError.authentication(why)
+            }
+        default:
+            throw SSHError.protocolError("unexpected message \(type)")
+        }
+        return true
     }
 
     // MARK: Connection protocol
@@ -327,10 +440,35 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
             let maxPacket = try r.readUInt32("maximum packet size")
             let request = SSHChannelOpenRequest(type: type, data: Array(r.readRest()), sender: sender, window: window,
                                                 maxPacket: maxPacket, session: self)
+            if channels.count + pendingOpens.count >= config.maxChannels {
+                request.reject(reason: 4, text: "too many open channels (limit \(config.maxChannels))")
+                return true
+            }
             owner?.session(self, channelOpen: request)
             if !request.answered && owner == nil { request.reject(reason: 1, text: "no handler") }
-        case SSHMsg.channelOpenConfirmation, SSHMsg.channelOpenFailure:
-            throw SSHError.protocolError("open confirmation for a channel we never opened")
+        case SSHMsg.channelOpenConfirmation:
+            var r = SSHReader(payload, context: "CHANNEL_OPEN_CONFIRMATION", offset: 1)
+            let id = try r.readUInt32("recipient channel")
+            let sender = try r.readUInt32("sender channel")
+            let window = try r.readUInt32("initial window size")
+            let maxPacket = try r.readUInt32("maximum packet size")
+            guard let pending = pendingOpens.removeValue(forKey: id) else {
+                throw SSHError.protocolError("open confirmation for channel \(id), which we never opened")
+            }
+            let c = SSHChannel(host: self, loop: loop, type: pending.type, localID: id, remoteID: sender, remoteWindow: window,
+                               remoteMaxPacket: maxPacket, initialWindow: config.channelWindow, maxPacket: config.channelMaxPacket)
+            c.delegate = pending.delegate
+            channels[id] = c
+            pending.completion(.success(c))
+        case SSHMsg.channelOpenFailure:
+            var r = SSHReader(payload, context: "CHANNEL_OPEN_FAILURE", offset: 1)
+            let id = try r.readUInt32("recipient channel")
+            let reason = try r.readUInt32("reason code")
+            let text = (try? r.readText("description")) ?? ""
+            guard let pending = pendingOpens.removeValue(forKey: id) else {
+                throw SSHError.protocolError("open failure for channel \(id), which we never opened")
+            }
+            pending.completion(.failure(.channelRefused(reason: reason, text: text)))
         case SSHMsg.globalRequest:
             var r = SSHReader(payload, context: "GLOBAL_REQUEST", offset: 1)
             let name = try r.readText("request name")
@@ -366,10 +504,36 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
         if wantReply { replyHandlers.append(reply ?? { _ in }) }
     }
 
-    func confirmChannel(_ request: SSHChannelOpenRequest, delegate: ByteStreamDelegate?) -> SSHChannel? {
+    /// Asks the peer to open a channel of `type` with `data` after the standard fields; the
+    /// channel (its bytes going to `delegate`) or the refusal comes to `completion`.
+    func openChannel(type: String, data: [UInt8], delegate: ByteStreamDelegate?,
+                     completion: @escaping (Result<SSHChannel, SSHChannelOpenError>) -> Void) {
+        guard phase == .authenticated else { completion(.failure(.notConnected)); return }
+        guard channels.count + pendingOpens.count < config.maxChannels else {
+            completion(.failure(.limitReached(config.maxChannels)))
+            return
+        }
+        let id = allocateChannelID()
+        pendingOpens[id] = PendingChannelOpen(type: type, delegate: delegate, completion: completion)
+        let window = config.channelWindow, maxPacket = config.channelMaxPacket
+        channelSend { out in
+            out.sshByte(SSHMsg.channelOpen); out.sshString(type); out.sshUInt32(id)
+            out.sshUInt32(window); out.sshUInt32(maxPacket); out.append(contentsOf: data)
+        }
+    }
+
+    /// Channels open, and opens we sent that are not answered yet.
+    var channelCount: Int { channels.count + pendingOpens.count }
+
+    private func allocateChannelID() -> UInt32 {
         var id = nextChannelID
-        while channels[id] != nil { id &+= 1 }
+        while channels[id] != nil || pendingOpens[id] != nil { id &+= 1 }
         nextChannelID = id &+ 1
+        return id
+    }
+
+    func confirmChannel(_ request: SSHChannelOpenRequest, delegate: ByteStreamDelegate?) -> SSHChannel? {
+        let id = allocateChannelID()
         let c = SSHChannel(host: self, loop: loop, type: request.type, localID: id, remoteID: request.senderChannel,
                            remoteWindow: request.initialWindow, remoteMaxPacket: request.maxPacket,
                            initialWindow: config.channelWindow, maxPacket: config.channelMaxPacket)
@@ -408,6 +572,9 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
         let handlers = replyHandlers
         replyHandlers = []
         for h in handlers { h(SSHGlobalReply(success: false, data: Array("connection closed".utf8))) }
+        let opens = pendingOpens.values
+        pendingOpens = [:]
+        for p in opens { p.completion(.failure(.notConnected)) }
     }
 
     // MARK: Channel host
@@ -454,4 +621,27 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
     func channelDidFinish(_ channel: SSHChannel) {
         if channels[channel.localID] === channel { channels[channel.localID] = nil }
     }
+}
+
+/// Why a channel we asked for did not open.
+public enum SSHChannelOpenError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The peer refused it (RFC 4254 reason codes: 1 prohibited, 2 connect failed, 3 unknown type, 4 resource shortage).
+    case channelRefused(reason: UInt32, text: String)
+    case limitReached(Int)
+    case notConnected
+
+    public var description: String {
+        switch self {
+        case .channelRefused(let reason, let text): return "channel refused (reason \(reason)): \(text)"
+        case .limitReached(let n): return "too many open channels (limit \(n))"
+        case .notConnected: return "ssh connection not ready or closed"
+        }
+    }
+}
+
+/// A channel open we sent, waiting for the peer's answer.
+struct PendingChannelOpen {
+    let type: String
+    weak var delegate: ByteStreamDelegate?
+    let completion: (Result<SSHChannel, SSHChannelOpenError>) -> Void
 }

@@ -4,11 +4,14 @@ public struct SSHTransportConfig: Sendable {
     public var banner = "SSH-2.0-pipeops-agent"
     public var algorithms = SSHAlgorithms()
     /// Expected host key fingerprint (chisel base64, `SHA256:...`, or MD5 hex prefix); empty accepts any.
+    /// Client side only.
     public var expectedFingerprint = ""
+    /// Set on the server side: the key its exchanges are signed with. Nil: this side is the client.
+    public var serverHostKey: SSHServerHostKey?
     public var rekeyAfterBytes: UInt64 = 1 << 30
     public var rekeyAfterTime: TimeAmount = .seconds(3600)
     public var maxPacketLength = SSHPacketDecoder.defaultMaxPacketLength
-    /// Bytes of text a server may send before its identification line.
+    /// Bytes of text the peer may send before its identification line.
     public var maxPreBannerBytes = 64 * 1024
     public init() {}
 }
@@ -28,8 +31,8 @@ protocol SSHTransportDelegate: AnyObject {
 }
 
 /// The SSH transport (RFC 4253), sans I/O: identification lines, binary packets, key exchange
-/// and re-exchange (strict kex), and encryption. Bytes in through `receive`; bytes out
-/// collect in `output` for the glue to write.
+/// and re-exchange (strict kex), and encryption, as the client or (with `serverHostKey`) as the
+/// server. Bytes in through `receive`; bytes out collect in `output` for the glue to write.
 final class SSHTransport {
     let config: SSHTransportConfig
     weak var delegate: SSHTransportDelegate?
@@ -38,8 +41,9 @@ final class SSHTransport {
     /// The most bytes `output` has held after a channel's packet (SSHSession.outputLimit bounds it).
     private(set) var peakOutput = 0
 
-    private(set) var serverBanner: String?
-    private var preBannerBytes = 0          // text lines the server sent before its identification
+    /// The peer's identification line (the server's for a client, the client's for a server).
+    private(set) var peerBanner: String?
+    private var preBannerBytes = 0          // text lines the peer sent before its identification
     let decoder = SSHPacketDecoder()
     private var encoder = SSHPacketEncoder()
 
@@ -58,6 +62,7 @@ final class SSHTransport {
     }
 
     var isExchangingKeys: Bool { kex != nil }
+    var isServer: Bool { config.serverHostKey != nil }
 
     /// Upper-layer sends go out now (not queued behind a key exchange).
     var canSendNow: Bool { kex == nil || kex?.newKeysSent == true || kex?.ourKexInit == nil }
@@ -88,7 +93,7 @@ final class SSHTransport {
     /// Handles every whole packet received. The payloads handed up lie in the decoder's buffer
     /// and stay valid until the next `readSpace` or `receive`.
     private func process() throws {
-        if serverBanner == nil {
+        if peerBanner == nil {
             guard try parseBanner() else { return }
         }
         while true {
@@ -99,7 +104,7 @@ final class SSHTransport {
         }
     }
 
-    /// Finds the server's identification line at the front of the decoder's buffer, consuming
+    /// Finds the peer's identification line at the front of the decoder's buffer, consuming
     /// it and any text lines before it; false while it is incomplete.
     private func parseBanner() throws -> Bool {
         while true {
@@ -115,10 +120,10 @@ final class SSHTransport {
             if line.starts(with: "SSH-".utf8) {
                 let text = String(decoding: line, as: UTF8.self)
                 if text.hasPrefix("SSH-1.") && !text.hasPrefix("SSH-1.99-") {
-                    throw SSHError.protocolError("server speaks SSH protocol 1 only: '\(text)'")
+                    throw SSHError.protocolError("\(isServer ? "client" : "server") speaks SSH protocol 1 only: '\(text)'")
                 }
                 guard line.count <= 255 else { throw SSHError.limitExceeded("identification line is \(line.count) bytes, limit 255") }
-                serverBanner = text
+                peerBanner = text
                 decoder.input.consume(newline + 1)
                 return true
             }
@@ -210,8 +215,13 @@ final class SSHTransport {
         var state = kex ?? SSHKexState()
         var m = SSHKexInit()
         m.cookie = try SSHRandom.bytes(16)
-        m.kex = config.algorithms.kex + (firstKexDone ? [] : ["ext-info-c", "kex-strict-c-v00@openssh.com"])
-        m.hostKeys = config.algorithms.hostKeys
+        if isServer {
+            m.kex = config.algorithms.kex + (firstKexDone ? [] : ["kex-strict-s-v00@openssh.com"])
+            m.hostKeys = [SSHServerHostKey.algorithm]
+        } else {
+            m.kex = config.algorithms.kex + (firstKexDone ? [] : ["ext-info-c", "kex-strict-c-v00@openssh.com"])
+            m.hostKeys = config.algorithms.hostKeys
+        }
         m.ciphersC2S = config.algorithms.ciphers; m.ciphersS2C = config.algorithms.ciphers
         m.macsC2S = config.algorithms.macs; m.macsS2C = config.algorithms.macs
         state.ourKexInit = m
@@ -228,39 +238,36 @@ final class SSHTransport {
             if kex?.ourKexInit == nil { try startKex() }
             guard var state = kex, let ours = state.ourKexInit else { return }
             state.theirKexInitPayload = Array(payload)
-            let n = try SSHKexInit.negotiate(client: ours, server: theirs)
+            let n = isServer ? try SSHKexInit.negotiate(client: theirs, server: ours)
+                             : try SSHKexInit.negotiate(client: ours, server: theirs)
             if !firstKexDone {
                 strict = n.strictKex
                 if strict && seq != 0 { throw SSHError.protocolError("strict kex: KEXINIT was packet \(seq), not the first") }
             }
             state.negotiated = n
-            var msg: [UInt8] = [SSHMsg.kexECDHInit]
-            if n.kex == "ecdh-sha2-nistp256" {
-                let pair = try P256KeyPair()
-                state.p256 = pair
-                state.clientPublic = pair.publicKey
-            } else {
-                let pair = try X25519KeyPair()
-                state.x25519 = pair
-                state.clientPublic = pair.publicKey
-            }
-            msg.sshString(state.clientPublic)
             kex = state
+            // The client speaks first (KEX_ECDH_INIT); the server answers it.
+            guard !isServer else { return }
+            let ephemeral = try SSHEphemeralKey(kex: n.kex)
+            kex?.ephemeral = ephemeral
+            var msg: [UInt8] = [SSHMsg.kexECDHInit]
+            msg.sshString(ephemeral.publicKey)
             try sendTransport(msg)
-        case SSHMsg.kexECDHReply:
+        case SSHMsg.kexECDHInit where isServer:
+            guard var state = kex, state.negotiated != nil, state.pendingEncoder == nil else {
+                throw SSHError.protocolError("KEX_ECDH_INIT without a key exchange in progress")
+            }
+            let reply = try answerInit(&state, payload)
+            kex = state
+            try sendTransport(reply)
+            try sendNewKeys()
+        case SSHMsg.kexECDHReply where !isServer:
             guard var state = kex, state.negotiated != nil, state.pendingDecoder == nil else {
                 throw SSHError.protocolError("KEX_ECDH_REPLY without a key exchange in progress")
             }
             try processReply(&state, payload)
             kex = state
-            try sendTransport([SSHMsg.newKeys])
-            if let c = state.pendingEncoder { encoder.cipher = c }
-            if strict { encoder.sequence = 0 }
-            encoder.resetKexCounters()
-            kex?.newKeysSent = true
-            let held = queued
-            queued = []
-            for payload in held { try send(payload) }
+            try sendNewKeys()
         case SSHMsg.newKeys:
             guard let state = kex, let c = state.pendingDecoder, state.newKeysSent else {
                 throw SSHError.protocolError("NEWKEYS before the key exchange reply")
@@ -282,26 +289,28 @@ final class SSHTransport {
         }
     }
 
+    /// Our NEWKEYS, then our side's new keys; upper-layer messages held during the exchange go out.
+    private func sendNewKeys() throws {
+        try sendTransport([SSHMsg.newKeys])
+        if let c = kex?.pendingEncoder { encoder.cipher = c }
+        if strict { encoder.sequence = 0 }
+        encoder.resetKexCounters()
+        kex?.newKeysSent = true
+        let held = queued
+        queued = []
+        for payload in held { try send(payload) }
+    }
+
+    /// Client: checks the server's KEX_ECDH_REPLY (host key, signature) and derives the keys.
     private func processReply(_ state: inout SSHKexState, _ payload: UnsafeRawBufferPointer) throws {
-        let ours = state.ourKexInitPayload
-        guard let n = state.negotiated, let theirs = state.theirKexInitPayload else { return }
+        guard let n = state.negotiated, let ephemeral = state.ephemeral else { throw SSHError.protocolError("no ephemeral key") }
         var r = SSHReader(payload, context: "KEX_ECDH_REPLY", offset: 1)
         let hostKeyBlob = try r.readBytes("K_S")
         let serverPublic = try r.readBytes("Q_S")
         let signature = try r.readBytes("signature")
-        let secret: [UInt8]
-        if let p = state.p256 { secret = try p.sharedSecret(with: serverPublic) }
-        else if let x = state.x25519 { secret = try x.sharedSecret(with: serverPublic) }
-        else { throw SSHError.protocolError("no ephemeral key") }
-        var k: [UInt8] = []
-        k.sshMPInt(secret)
-        let digest = SSHAlgorithms.kexDigest(n.kex)
-        var buf: [UInt8] = []
-        buf.sshString(config.banner); buf.sshString(serverBanner ?? "")
-        buf.sshString(ours); buf.sshString(theirs)
-        buf.sshString(hostKeyBlob); buf.sshString(state.clientPublic); buf.sshString(serverPublic)
-        buf.append(contentsOf: k)
-        let exchangeHash = digest.hash(buf)
+        let secret = try ephemeral.sharedSecret(with: serverPublic)
+        let exchangeHash = self.exchangeHash(state, hostKeyBlob: hostKeyBlob, clientPublic: ephemeral.publicKey,
+                                             serverPublic: serverPublic, secret: secret)
         let key = try SSHHostKey(blob: hostKeyBlob)
         try key.verify(signature: signature, message: exchangeHash, algorithm: n.hostKey)
         if let known = hostKey {
@@ -318,21 +327,70 @@ final class SSHTransport {
             hostKey = key
             delegate?.transport(self, didVerifyHostKey: key, negotiated: n.hostKey)
         }
+        try deriveKeys(&state, secret: secret, exchangeHash: exchangeHash)
+    }
+
+    /// Server: answers the client's KEX_ECDH_INIT with our ephemeral key and the signed
+    /// exchange hash, and derives the keys. Returns the KEX_ECDH_REPLY.
+    private func answerInit(_ state: inout SSHKexState, _ payload: UnsafeRawBufferPointer) throws -> [UInt8] {
+        guard let n = state.negotiated, let hostKey = config.serverHostKey else { throw SSHError.protocolError("no server host key") }
+        var r = SSHReader(payload, context: "KEX_ECDH_INIT", offset: 1)
+        let clientPublic = try r.readBytes("Q_C")
+        let ephemeral = try SSHEphemeralKey(kex: n.kex)
+        let secret = try ephemeral.sharedSecret(with: clientPublic)
+        let blob = hostKey.publicKeyBlob
+        let exchangeHash = self.exchangeHash(state, hostKeyBlob: blob, clientPublic: clientPublic,
+                                             serverPublic: ephemeral.publicKey, secret: secret)
+        var reply: [UInt8] = [SSHMsg.kexECDHReply]
+        reply.sshString(blob)
+        reply.sshString(ephemeral.publicKey)
+        reply.sshString(try hostKey.signatureBlob(over: exchangeHash))
+        if self.hostKey == nil { self.hostKey = hostKey.publicKey }
+        try deriveKeys(&state, secret: secret, exchangeHash: exchangeHash)
+        return reply
+    }
+
+    /// H (RFC 4253 section 8, RFC 5656 section 4): both identification lines and KEXINITs in
+    /// client, server order, then K_S, Q_C, Q_S and K.
+    private func exchangeHash(_ state: SSHKexState, hostKeyBlob: [UInt8], clientPublic: [UInt8], serverPublic: [UInt8],
+                              secret: [UInt8]) -> [UInt8] {
+        let ours = state.ourKexInitPayload, theirs = state.theirKexInitPayload ?? []
+        var buf: [UInt8] = []
+        if isServer {
+            buf.sshString(peerBanner ?? ""); buf.sshString(config.banner)
+            buf.sshString(theirs); buf.sshString(ours)
+        } else {
+            buf.sshString(config.banner); buf.sshString(peerBanner ?? "")
+            buf.sshString(ours); buf.sshString(theirs)
+        }
+        buf.sshString(hostKeyBlob); buf.sshString(clientPublic); buf.sshString(serverPublic)
+        buf.sshMPInt(secret)
+        return SSHAlgorithms.kexDigest(state.negotiated?.kex ?? "").hash(buf)
+    }
+
+    /// RFC 4253 section 7.2: the keys of both directions; ours encrypt, the peer's decrypt.
+    private func deriveKeys(_ state: inout SSHKexState, secret: [UInt8], exchangeHash: [UInt8]) throws {
+        guard let n = state.negotiated else { return }
+        var k: [UInt8] = []
+        k.sshMPInt(secret)
+        let digest = SSHAlgorithms.kexDigest(n.kex)
         let sid = sessionID ?? exchangeHash
         sessionID = sid
         func derive(_ letter: Character, _ length: Int) -> [UInt8] {
             length == 0 ? [] : deriveKey(digest: digest, sharedSecret: k, exchangeHash: exchangeHash,
                                          letter: UInt8(ascii: letter.unicodeScalars.first ?? "A"), sessionID: sid, length: length)
         }
-        let c2s = SSHAlgorithms.cipherSizes(n.cipherC2S), s2c = SSHAlgorithms.cipherSizes(n.cipherS2C)
-        let macC2S = n.macC2S.isEmpty ? 0 : SSHAlgorithms.macDigest(n.macC2S).length
-        let macS2C = n.macS2C.isEmpty ? 0 : SSHAlgorithms.macDigest(n.macS2C).length
-        state.pendingEncoder = try SSHAlgorithms.makeCipher(name: n.cipherC2S, mac: n.macC2S, key: derive("C", c2s.key),
-                                                            iv: derive("A", c2s.iv), macKey: derive("E", macC2S), encrypt: true)
-        state.pendingDecoder = try SSHAlgorithms.makeCipher(name: n.cipherS2C, mac: n.macS2C, key: derive("D", s2c.key),
-                                                            iv: derive("B", s2c.iv), macKey: derive("F", macS2C), encrypt: false)
-        state.x25519 = nil
-        state.p256 = nil
+        typealias Direction = (cipher: String, mac: String, key: Character, iv: Character, macKey: Character)
+        func make(_ d: Direction, encrypt: Bool) throws -> SSHPacketCipher {
+            let sizes = SSHAlgorithms.cipherSizes(d.cipher)
+            let macLength = d.mac.isEmpty ? 0 : SSHAlgorithms.macDigest(d.mac).length
+            return try SSHAlgorithms.makeCipher(name: d.cipher, mac: d.mac, key: derive(d.key, sizes.key), iv: derive(d.iv, sizes.iv),
+                                                macKey: derive(d.macKey, macLength), encrypt: encrypt)
+        }
+        let c2s: Direction = (n.cipherC2S, n.macC2S, "C", "A", "E"), s2c: Direction = (n.cipherS2C, n.macS2C, "D", "B", "F")
+        state.pendingEncoder = try make(isServer ? s2c : c2s, encrypt: true)
+        state.pendingDecoder = try make(isServer ? c2s : s2c, encrypt: false)
+        state.ephemeral = nil
     }
 }
 
@@ -342,9 +400,8 @@ struct SSHKexState {
     var ourKexInitPayload: [UInt8] = []
     var theirKexInitPayload: [UInt8]?
     var negotiated: SSHNegotiated?
-    var x25519: X25519KeyPair?
-    var p256: P256KeyPair?
-    var clientPublic: [UInt8] = []
+    /// Our ephemeral key; the client makes it on KEXINIT, the server on KEX_ECDH_INIT.
+    var ephemeral: SSHEphemeralKey?
     var pendingEncoder: SSHPacketCipher?
     var pendingDecoder: SSHPacketCipher?
     var newKeysSent = false
