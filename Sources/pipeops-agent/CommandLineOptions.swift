@@ -3,10 +3,13 @@
 ///
 ///     pipeops-agent [run] [--config FILE] [--log-level L] [--log-format F] [--port N] [--api-url URL] [--set k=v]...
 ///     pipeops-agent config print [same options but --log-format]
+///     pipeops-agent tunnel-server [chisel server flags] (TunnelServerOptions parses them)
 ///     pipeops-agent --version | --help | help [command]
 enum Command: Equatable {
     case run(CommandLineOptions)
     case printConfig(CommandLineOptions)
+    /// The words after `tunnel-server`, for TunnelServerOptions.
+    case tunnelServer([String])
     case version
     case help(String)
 }
@@ -38,8 +41,10 @@ enum CommandLineParser {
                 case nil: return .help(Help.overview)
                 case "run": return .help(Help.run)
                 case "config": return .help(Help.configPrint)
+                case "tunnel-server": return .tunnelServer(["--help"])
                 case let other?: throw UsageError(description: "unknown command '\(other)'")
                 }
+            case "tunnel-server": return .tunnelServer(Array(args.dropFirst()))
             case "run": args = args.dropFirst()
             case "config":
                 guard args.dropFirst().first == "print" else {
@@ -107,10 +112,12 @@ enum Help {
 
         USAGE: pipeops-agent [run] [<options>]
                pipeops-agent config print [<options>]
+               pipeops-agent tunnel-server [<chisel server options>]
 
         COMMANDS:
           run (default)           Run the agent.
           config print            Print the merged configuration (file, environment, flags) with secrets masked.
+          tunnel-server           Run a chisel-v3 tunnel server (see 'pipeops-agent tunnel-server --help').
 
         OPTIONS:
         \(commonOptions)

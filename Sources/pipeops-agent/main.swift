@@ -86,6 +86,44 @@ func runAgent(_ options: CommandLineOptions) -> Int32 {
     return 0
 }
 
+/// `pipeops-agent tunnel-server`: a chisel-v3 server on its own loop until SIGTERM/SIGINT.
+func runTunnelServer(_ arguments: [String]) -> Int32 {
+    let options: TunnelServerOptions
+    do {
+        guard let parsed = try TunnelServerOptions.parse(arguments, environment: processEnvironment()) else {
+            printOut(TunnelServerOptions.usage + "\n")
+            return 0
+        }
+        options = parsed
+    } catch {
+        printError("Error: \(error)\n  See 'pipeops-agent tunnel-server --help'.")
+        return 64
+    }
+    let format: LineLogHandler.Format = isatty(2) != 0 ? .console : .json
+    LineLogHandler.bootstrap(level: options.verbose ? .debug : .info, format: format)
+    var log = Logger(label: "tunnel-server")
+    log[metadataKey: "component"] = "server"
+    _ = Socket.raiseOpenFileLimit()
+    let loop: EventLoop
+    do { loop = try EventLoop(logger: Logger(label: "reactor")) } catch {
+        log.critical("cannot start the event loop: \(error)")
+        return 1
+    }
+    var serverRef: TunnelServer?
+    do {
+        try loop.watchLifecycleSignals(onShutdown: { _ in serverRef?.close(); loop.stop() }, onReload: {})
+    } catch {
+        log.critical("cannot watch signals: \(error)")
+        return 1
+    }
+    do { serverRef = try TunnelServer(loop: loop, options: options, logger: log) } catch {
+        log.critical("cannot start: \(error)")
+        return 1
+    }
+    loop.run()
+    return 0
+}
+
 let command: Command
 do {
     command = try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst()))
@@ -104,4 +142,6 @@ case .printConfig(let options):
     printOut(ConfigPrinter.render(config))
 case .run(let options):
     exit(runAgent(options))
+case .tunnelServer(let arguments):
+    exit(runTunnelServer(arguments))
 }

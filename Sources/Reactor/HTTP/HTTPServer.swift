@@ -26,6 +26,8 @@ public final class HTTPServer {
     public unowned let loop: EventLoop
     public let configuration: HTTPServerConfiguration
     public let handler: HTTPHandler
+    /// Set: every connection speaks TLS (server side) under HTTP.
+    public let tls: TLSContext?
     private var listener: TCPListener?
     private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
     let dateCache = HTTPDateCache()
@@ -46,10 +48,11 @@ public final class HTTPServer {
     }
 
     public init(loop: EventLoop, address: SocketAddress, configuration: HTTPServerConfiguration = HTTPServerConfiguration(),
-                handler: @escaping HTTPHandler) throws(SocketError) {
+                tls: TLSContext? = nil, handler: @escaping HTTPHandler) throws(SocketError) {
         self.loop = loop
         self.configuration = configuration
         self.handler = handler
+        self.tls = tls
         listener = try TCPListener(loop: loop, address: address) { [weak self] fd, peer in
             self?.accept(fd: fd, peer: peer)
         }
@@ -63,13 +66,22 @@ public final class HTTPServer {
     }
 
     private func accept(fd: Int32, peer: SocketAddress?) {
-        let conn: TCPConnection
+        let tcp: TCPConnection
         do {
-            conn = try TCPConnection(loop: loop, acceptedFD: fd, peer: peer)
+            tcp = try TCPConnection(loop: loop, acceptedFD: fd, peer: peer)
         } catch {
             Glibc.close(fd)
             loop.logger.warning("http: cannot register connection", metadata: ["error": "\(error)"])
             return
+        }
+        var conn: ByteStream = tcp
+        if let tls {
+            // The TLS handshake must finish within the head timeout, like a slow request head.
+            do { conn = try TLSStream(lower: tcp, context: tls, handshakeTimeout: configuration.headTimeout, delegate: nil) } catch {
+                tcp.close(.closedLocally("TLS setup failed"))
+                loop.logger.warning("http: cannot start TLS", metadata: ["error": "\(error)"])
+                return
+            }
         }
         if connections.count >= configuration.maxConnections {
             rejectedConnections &+= 1
@@ -78,7 +90,7 @@ public final class HTTPServer {
             HTTPServerConnection.appendSimpleResponse(503, body: Array(body.utf8), extra: HTTPHeaders(), close: true,
                                                       date: dateCache.current(), into: &out)
             conn.write(out)
-            conn.closeWhenFlushed()
+            if let f = conn as? FlushClosable { f.closeWhenFlushed() } else { conn.shutdownWrite() }
             return
         }
         let c = HTTPServerConnection(server: self, stream: conn, peer: peer)
