@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from harness import Agent, ControlPlane, EchoServer, HelloServer, KubeAPIServer  # noqa: E402
+from harness import Agent, ControlPlane, EchoServer, HelloServer, KubeAPIServer, SwiftTunnelServer  # noqa: E402
 
 
 @pytest.fixture
@@ -13,6 +13,18 @@ def cp(tmp_path):
     c = ControlPlane(str(tmp_path))
     yield c
     c.stop()
+
+
+@pytest.fixture(params=["python", "swift"])
+def tunnel_cp(request, tmp_path):
+    """The control-plane double handing out its own chisel server (python) or
+    `pipeops-agent tunnel-server` (swift): the tunnel tests run against both."""
+    server = SwiftTunnelServer(str(tmp_path)) if request.param == "swift" else None
+    c = ControlPlane(str(tmp_path), tunnel=server)
+    yield c
+    c.stop()
+    if server:
+        server.stop()
 
 
 @pytest.fixture

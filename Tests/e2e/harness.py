@@ -72,12 +72,77 @@ def wait_for(pred: Callable[[], Any], timeout: float = 20, what: str = "conditio
     raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
 
 
+class SwiftTunnelServer:
+    """`pipeops-agent tunnel-server`, our own chisel-v3 server, on 127.0.0.1 with chisel's seed
+    `testseed` (so SEED_FINGERPRINT) and the test user. What it bound is read from its log."""
+
+    def __init__(self, tmp: str, extra: list[str] | None = None, name: str = "tunnel-server"):
+        self.log_path = os.path.join(tmp, f"{name}.log")
+        self.extra = extra or []
+        self.port = 0
+        self.proc: Optional[subprocess.Popen] = None
+        self.start()
+
+    def start(self) -> None:
+        """Starts it (again, on the same port after a restart)."""
+        self.lines: list[dict] = []
+        self.lock = threading.Lock()
+        args = [agent_binary(), "tunnel-server", "--host", "127.0.0.1", "--port", str(self.port), "--key", "testseed",
+                "--reverse", "--auth", f"{TUNNEL_USER}:{TUNNEL_PASSWORD}", "-v"] + self.extra
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        listening = self.wait_log(lambda l: l.get("msg", "").startswith("Listening on http"), what="tunnel server listening")
+        self.port = int(listening["msg"].rsplit(":", 1)[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.fingerprint = next(l["msg"].split()[1] for l in self.logs() if l.get("msg", "").startswith("Fingerprint "))
+
+    def _read(self) -> None:
+        with open(self.log_path, "a") as log:
+            for line in self.proc.stderr:
+                log.write(line)
+                log.flush()
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    entry = {"msg": line.rstrip("\n"), "level": "raw"}
+                with self.lock:
+                    self.lines.append(entry)
+
+    def logs(self) -> list[dict]:
+        with self.lock:
+            return list(self.lines)
+
+    def wait_log(self, pred: Callable[[dict], bool], timeout: float = 20, what: str = "log line") -> dict:
+        return wait_for(lambda: next((l for l in self.logs() if pred(l)), None), timeout,
+                        f"{what}; log: {self.log_path}")
+
+    def ports(self) -> set[int]:
+        """Reverse ports bound now: each session's `Listening` lines until its `Unbound proxies`."""
+        bound: dict[str, set[int]] = {}
+        for l in self.logs():
+            msg, session = l.get("msg", ""), l.get("session")
+            if msg.startswith("tun: proxy#") and msg.endswith(": Listening"):
+                bound.setdefault(session, set()).add(int(l["port"]))
+            elif msg == "tun: Unbound proxies":
+                bound.pop(session, None)
+        return set().union(*bound.values()) if bound else set()
+
+    def stop(self) -> int:
+        code = terminate(self.proc)
+        self.reader.join(5)
+        return code
+
+
 class ControlPlane:
-    def __init__(self, tmp: str, extra: list[str] | None = None):
+    def __init__(self, tmp: str, extra: list[str] | None = None, tunnel: Optional[SwiftTunnelServer] = None):
+        """`tunnel`: hand out that server instead of the double's own chisel server."""
         self.log_path = os.path.join(tmp, "controlplane.log")
         self.log = open(self.log_path, "w")
+        self.tunnel = tunnel
+        handout = ["--external-tunnel-url", tunnel.url, "--external-tunnel-fingerprint", tunnel.fingerprint] if tunnel else []
         args = [sys.executable, SERVER, "--api-port", "0", "--tunnel-port", "0", "--key-seed", "testseed",
-                "--tunnel-user", TUNNEL_USER, "--tunnel-password", TUNNEL_PASSWORD, "--token", TOKEN] + (extra or [])
+                "--tunnel-user", TUNNEL_USER, "--tunnel-password", TUNNEL_PASSWORD, "--token", TOKEN] + handout + (extra or [])
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.proc.stdout.readline()
         if not line:
@@ -115,7 +180,31 @@ class ControlPlane:
         self.post("/_test/tunnel-status", body)
 
     def ports(self) -> list[dict]:
+        if self.tunnel:
+            return [{"local_port": p} for p in sorted(self.tunnel.ports())]
         return self.get("/_test/tunnel/ports")
+
+    @property
+    def kind(self) -> str:
+        return "swift" if self.tunnel else "python"
+
+    def client_banners(self) -> list[str]:
+        """The SSH banner of each tunnel client that authenticated."""
+        if self.tunnel:
+            return [l["client_banner"] for l in self.tunnel.logs() if l.get("msg") == "authenticated"]
+        return [s["client_banner"] for s in self.get("/_test/tunnel/sessions")]
+
+    def stop_tunnel(self) -> None:
+        if self.tunnel:
+            self.tunnel.stop()
+        else:
+            self.post("/_test/tunnel/stop")
+
+    def start_tunnel(self) -> None:
+        if self.tunnel:
+            self.tunnel.start()
+        else:
+            self.post("/_test/tunnel/start")
 
     def wait_ports(self, wanted: set[int], timeout: float = 30) -> list[dict]:
         found = wait_for(lambda: (lambda p: [p] if {x["local_port"] for x in p} == wanted else None)(self.ports()),

@@ -37,6 +37,8 @@ class ControlPlane:
     def __init__(self, tunnel: Any, tokens: list[str], state_file: Optional[str],
                  base_path: str):
         self.tunnel = tunnel
+        # (url, fingerprint) of another chisel server to hand out instead of ours, if any.
+        self.external_tunnel: Optional[tuple[str, str]] = None
         self.base_path = base_path.rstrip("/")
         self.state_file = state_file
         self.initial_tokens = list(tokens)
@@ -284,7 +286,7 @@ class ControlPlane:
     def _cluster_body(self, cluster: dict) -> dict:
         return {"cluster_id": cluster["cluster_id"], "name": cluster["name"],
                 "status": "registered", "api_server": "https://k8s.test.invalid:6443",
-                "tunnel_url": self.tunnel.url}
+                "tunnel_url": self.tunnel_url()}
 
     def _heartbeat(self, body: Any, cluster_id: str, entry: dict) -> web.Response:
         cluster = self.clusters.get(cluster_id)
@@ -300,6 +302,13 @@ class ControlPlane:
             return web.Response(status=204)
         return json_response({"status": "ok"}, status)
 
+    def tunnel_url(self) -> str:
+        """The tunnel server handed out: ours, or an external one (server.py --external-tunnel-url)."""
+        return self.external_tunnel[0] if self.external_tunnel else self.tunnel.url
+
+    def tunnel_fingerprint(self) -> str:
+        return self.external_tunnel[1] if self.external_tunnel else self.tunnel.settings.fingerprint
+
     def tunnel_status_body(self, agent_id: str) -> tuple[int, Optional[dict], Optional[str]]:
         cfg = dict(self.tunnel_status_cfg.get("*", {}))
         cfg.update(self.tunnel_status_cfg.get(agent_id, {}))
@@ -307,7 +316,7 @@ class ControlPlane:
         user, password = (s.user, s.password) if s.user is not None else ("pipeops", "pipeops")
         creds = base64.b64encode(f"{user}:{password}".encode()).decode()
         body = {"status": "IDLE", "forwards": [], "credentials": creds, "poll_frequency": 5,
-                "tunnel_server_addr": self.tunnel.url, "server_fingerprint": s.fingerprint}
+                "tunnel_server_addr": self.tunnel_url(), "server_fingerprint": self.tunnel_fingerprint()}
         for key in body:
             if key in cfg:
                 body[key] = cfg[key]

@@ -17,6 +17,7 @@ Usage:
                     [--tunnel-user U --tunnel-password W] [--key-seed S] [--keepalive 25]
                     [--token T ...] [--base-path /prefix] [--initial-status REQUIRED]
                     [--forward name=remote_port ...]
+                    [--external-tunnel-url URL --external-tunnel-fingerprint FP]
 
 Port 0 picks a free port. When ready it prints one JSON line on stdout:
   {"api_url": "...", "tunnel_url": "...", "fingerprint": "<44 chars>", ...}
@@ -66,6 +67,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="tunnel status returned until a test sets one")
     p.add_argument("--forward", action="append", default=[],
                    help="name=remote_port allocation for the initial tunnel status")
+    p.add_argument("--external-tunnel-url",
+                   help="hand out this chisel server (e.g. `pipeops-agent tunnel-server`) instead of ours; "
+                        "its users must include --tunnel-user/--tunnel-password")
+    p.add_argument("--external-tunnel-fingerprint", default="",
+                   help="that server's fingerprint, handed out with it")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     if (args.tunnel_user is None) != (args.tunnel_password is None):
@@ -105,6 +111,8 @@ async def main(args: argparse.Namespace) -> int:
 
     cp = ControlPlane(tunnel, args.token or ["test-token"], args.state_file, args.base_path)
     cp_holder.append(cp)
+    if args.external_tunnel_url:
+        cp.external_tunnel = (args.external_tunnel_url, args.external_tunnel_fingerprint)
     if "*" not in cp.tunnel_status_cfg or not cp.tunnel_status_cfg["*"]:
         initial: dict = {"status": args.initial_status}
         forwards = []
@@ -132,7 +140,7 @@ async def main(args: argparse.Namespace) -> int:
     api_url = f"http://{args.host}:{api_port}{cp.base_path}"
     info["api_url"] = api_url
 
-    ready = {"api_url": api_url, "tunnel_url": tunnel.url, "fingerprint": settings.fingerprint,
+    ready = {"api_url": api_url, "tunnel_url": cp.tunnel_url(), "fingerprint": cp.tunnel_fingerprint(),
              "api_port": api_port, "tunnel_port": tunnel.port,
              "control_url": f"http://{args.host}:{api_port}/_test", "pid": os.getpid()}
     print(json.dumps(ready), flush=True)
