@@ -76,9 +76,11 @@ class SwiftTunnelServer:
     """`pipeops-agent tunnel-server`, our own chisel-v3 server, on 127.0.0.1 with chisel's seed
     `testseed` (so SEED_FINGERPRINT) and the test user. What it bound is read from its log."""
 
-    def __init__(self, tmp: str, extra: list[str] | None = None, name: str = "tunnel-server"):
+    def __init__(self, tmp: str, extra: list[str] | None = None, name: str = "tunnel-server",
+                 auth: bool = True, reverse: bool = True):
+        """`auth`: add the test user with `--auth` (allowed everything); `reverse`: `--reverse`."""
         self.log_path = os.path.join(tmp, f"{name}.log")
-        self.extra = extra or []
+        self.extra = (["--auth", f"{TUNNEL_USER}:{TUNNEL_PASSWORD}"] if auth else []) + (["--reverse"] if reverse else []) + (extra or [])
         self.port = 0
         self.proc: Optional[subprocess.Popen] = None
         self.start()
@@ -88,7 +90,7 @@ class SwiftTunnelServer:
         self.lines: list[dict] = []
         self.lock = threading.Lock()
         args = [agent_binary(), "tunnel-server", "--host", "127.0.0.1", "--port", str(self.port), "--key", "testseed",
-                "--reverse", "--auth", f"{TUNNEL_USER}:{TUNNEL_PASSWORD}", "-v"] + self.extra
+                "-v"] + self.extra
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()

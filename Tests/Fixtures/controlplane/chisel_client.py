@@ -144,12 +144,14 @@ class ChiselClient:
         self.response_headers: dict = {}
 
     async def connect(self, url: str, user: str, password: str,
-                      expect_fingerprint: Optional[str] = None, has_reverse: bool = True) -> None:
+                      expect_fingerprint: Optional[str] = None, has_reverse: bool = True,
+                      ssl_context: Any = None) -> None:
+        """`ssl_context`: for wss, as chisel's --tls-ca / --tls-skip-verify would set it."""
         ws_url = "ws" + url[4:] if url.startswith("http") else url
         self.ws = await ws_connect(
             ws_url, additional_headers={"Sec-WebSocket-Protocol": "chisel-v3"},
             compression=None, user_agent_header="Go-http-client/1.1", ping_interval=None,
-            max_size=1 << 20, open_timeout=10)
+            max_size=1 << 20, open_timeout=10, ssl=ssl_context)
         self.response_headers = dict(self.ws.response.headers.raw_items())
         options = await asyncssh.SSHClientConnectionOptions.construct(
             config=None, username=user, password=password, known_hosts=None, client_keys=None,
