@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the agent against a local control plane (the test double in
-# Tests/Fixtures/controlplane, which also runs a chisel-v3 tunnel server), all on 127.0.0.1.
+# Tests/Fixtures/controlplane) that hands out our own chisel-v3 tunnel server
+# (`pipeops-agent tunnel-server`), all on 127.0.0.1.
 # Also starts a Kubernetes API test server (Tests/Fixtures/kubernetes) that the agent watches.
 # Prints the tunnel's remote port for the agent's HTTP server and a curl that goes through it,
 # and a kubectl that reaches the test API server through the kubernetes-api forward.
@@ -23,8 +24,18 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+"$BIN/pipeops-agent" tunnel-server --host 127.0.0.1 --port 0 --key pipeops-run --reverse \
+  --auth pipeops:run-secret 2> "$work/tunnel-server.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q "Listening on" "$work/tunnel-server.log" 2>/dev/null && break; sleep 0.1; done
+TUNNEL_URL=$(grep -o 'Listening on http://[0-9.:]*' "$work/tunnel-server.log" | sed 's/Listening on //')
+FINGERPRINT=$(grep -o 'Fingerprint [A-Za-z0-9+/=]*' "$work/tunnel-server.log" | cut -d' ' -f2)
+[ -n "$TUNNEL_URL" ] || { echo "the tunnel server did not start; see $work/tunnel-server.log" >&2; exit 1; }
+echo "tunnel server (pipeops-agent tunnel-server): $TUNNEL_URL   fingerprint $FINGERPRINT"
+
 python3 Tests/Fixtures/controlplane/server.py --api-port 0 --tunnel-port 0 --key-seed pipeops-run \
   --tunnel-user pipeops --tunnel-password run-secret --token run-token \
+  --external-tunnel-url "$TUNNEL_URL" --external-tunnel-fingerprint "$FINGERPRINT" \
   --initial-status REQUIRED --forward "agent-http=$HTTP_REMOTE" --forward "kubernetes-api=$K8S_REMOTE" \
   > "$work/controlplane.json" 2> "$work/controlplane.log" &
 pids+=($!)
@@ -64,7 +75,8 @@ state:
 YAML
 
 "$BIN/pipeops-agent" --config "$work/agent.yaml" --log-format console "$@" 2> >(tee "$work/agent.log" >&2) &
-pids+=($!)
+agent_pid=$!
+pids+=($agent_pid)
 
 for _ in $(seq 300); do
   grep -q "tunnel connected" "$work/agent.log" 2>/dev/null && break
@@ -82,4 +94,4 @@ if grep -q "tunnel connected" "$work/agent.log"; then
 else
   echo "the tunnel did not come up within 30 s; see $work/agent.log" >&2
 fi
-wait "${pids[2]}"
+wait "$agent_pid"
