@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# Tunnel throughput (1 and 16 streams, both ways), 1-byte latency, connection rate and agent
-# memory, through the chisel-v3 test server, against direct loopback in the same run.
+# Tunnel throughput (1 and 16 streams, both ways), 1-byte round trip p50/p99, connections per
+# second, CPU seconds per GB of each process and RSS with 1,000 held connections: the agent, an
+# optional reference chisel client, and direct loopback, measured in the same run.
+#
+#   BENCH_TUNNEL=python|swift|URL   the tunnel server: the control-plane double's (default),
+#                                   `pipeops-agent tunnel-server`, or one you run (then
+#                                   BENCH_TUNNEL_FINGERPRINT, BENCH_TUNNEL_AUTH=user:pass and,
+#                                   for its CPU figures, BENCH_TUNNEL_PID)
+#   BENCH_REFERENCE_CLIENT=PATH     a chisel-compatible client to compare (skipped when unset)
+#   BENCH_SMOKE=1                   one second per measure, nothing recorded (run by make test)
+#   BENCH_SECONDS=N                 seconds per throughput measure (default 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIPEOPS_AGENT_BIN=${PIPEOPS_AGENT_BIN:-$(swift build -c release --show-bin-path)/pipeops-agent}

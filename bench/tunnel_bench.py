@@ -1,23 +1,38 @@
-"""Tunnel benchmark: the agent's chisel tunnel (through the control-plane test double's
-chisel-v3 server) against a direct loopback connection, measured in the same run.
-Run by bench/tunnel.sh; prints a table and appends it to bench/results/tunnel.md."""
+"""Tunnel benchmark: the agent's chisel tunnel through a chisel-v3 server, a reference chisel
+client through the same server if one is given, and direct loopback, measured in the same run.
+Run by bench/tunnel.sh, which documents the knobs; prints a table and (unless smoke) appends it
+to bench/results/tunnel.md.
+
+  BENCH_TUNNEL=python   the control-plane double's own chisel server (default)
+  BENCH_TUNNEL=swift    `pipeops-agent tunnel-server`
+  BENCH_TUNNEL=URL      a chisel server the user runs: BENCH_TUNNEL_FINGERPRINT, BENCH_TUNNEL_AUTH
+                        (user:pass, default pipeops:s3cret-pass) and optionally BENCH_TUNNEL_PID
+                        (for its CPU figures)
+  BENCH_REFERENCE_CLIENT=/path/to/chisel   a chisel-compatible client measured the same way
+  BENCH_SMOKE=1         one second per measure, 50 held connections, nothing appended
+"""
 
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Tests", "e2e"))
-from harness import Agent, ControlPlane, EchoServer, free_port  # noqa: E402
+from harness import (TUNNEL_PASSWORD, TUNNEL_USER, Agent, ControlPlane, EchoServer, SwiftTunnelServer,  # noqa: E402
+                     free_port, terminate, wait_for)
 
-SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
+SMOKE = os.environ.get("BENCH_SMOKE", "") not in ("", "0")
+SECONDS = 1.0 if SMOKE else float(os.environ.get("BENCH_SECONDS", "4"))
+HELD = 50 if SMOKE else 1000
+PINGS = 200 if SMOKE else 2000
+CONNECTS = 30 if SMOKE else 300
 
 
 def iperf(port, streams=1, reverse=False):
+    """Bytes per second received, and bytes moved."""
     args = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(SECONDS), "-P", str(streams), "-J"]
     if reverse:
         args.append("-R")
@@ -31,10 +46,10 @@ def iperf(port, streams=1, reverse=False):
         break
     if "error" in out:
         raise SystemExit(f"iperf3 to port {port} ({streams} streams{', reverse' if reverse else ''}): {out['error']}")
-    return out["end"]["sum_received"]["bits_per_second"] / 8
+    return out["end"]["sum_received"]["bits_per_second"] / 8, out["end"]["sum_received"]["bytes"]
 
 
-def pingpong(port, n=2000):
+def pingpong(port, n=PINGS):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     lat = []
@@ -48,7 +63,7 @@ def pingpong(port, n=2000):
     return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6
 
 
-def connects_per_second(port, n=300):
+def connects_per_second(port, n=CONNECTS):
     t = time.perf_counter()
     for _ in range(n):
         s = socket.create_connection(("127.0.0.1", port))
@@ -59,6 +74,8 @@ def connects_per_second(port, n=300):
 
 
 def cpu_seconds(pid):
+    if not pid:
+        return 0.0
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -70,65 +87,132 @@ def rss_kib(pid):
     return 0
 
 
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def measure(client_pid, server_pid, r_iperf, r_echo):
+    """Every figure for one client through the tunnel: {measure: value text}, plus raw rates."""
+    out, raw = {}, {}
+    idle = rss_kib(client_pid)
+    held = []
+    for _ in range(HELD):
+        s = socket.create_connection(("127.0.0.1", r_echo))
+        s.sendall(b"z")
+        held.append(s)
+    for s in held:
+        assert s.recv(1) == b"z"
+    busy = rss_kib(client_pid)
+    for s in held:
+        s.close()
+    out["client RSS, tunnel up and idle"] = f"{idle / 1024:.1f} MiB"
+    out[f"client RSS with {HELD:,} held connections"] = f"{busy / 1024:.1f} MiB ({(busy - idle) / HELD:.1f} KiB each)"
+    for streams in (1, 16):
+        for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
+            name = f"throughput, {streams} stream{'s' if streams > 1 else ''}, {label}"
+            c0, s0 = cpu_seconds(client_pid), cpu_seconds(server_pid)
+            rate, moved = iperf(r_iperf, streams, rev)
+            gb = moved / 1e9
+            out[name] = f"{rate / 1e6:.0f} MB/s"
+            raw[name] = rate
+            server_cpu = f", server {(cpu_seconds(server_pid) - s0) / gb:.2f}" if server_pid else ""
+            out[f"CPU s/GB, {streams} stream{'s' if streams > 1 else ''}, {label}"] = \
+                f"client {(cpu_seconds(client_pid) - c0) / gb:.2f}{server_cpu}"
+    p50, p99 = pingpong(r_echo)
+    out["1-byte round trip p50"], out["1-byte round trip p99"] = f"{p50:.0f} µs", f"{p99:.0f} µs"
+    raw["1-byte round trip p50"], raw["1-byte round trip p99"] = p50, p99
+    cps = connects_per_second(r_echo)
+    out["connections per second (1-byte echo)"] = f"{cps:.0f}"
+    raw["connections per second (1-byte echo)"] = cps
+    return out, raw
+
+
+def direct(iperf_port, echo_port):
+    raw = {}
+    for streams in (1, 16):
+        for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
+            raw[f"throughput, {streams} stream{'s' if streams > 1 else ''}, {label}"] = iperf(iperf_port, streams, rev)[0]
+    raw["1-byte round trip p50"], raw["1-byte round trip p99"] = pingpong(echo_port)
+    raw["connections per second (1-byte echo)"] = connects_per_second(echo_port)
+    text = {k: (f"{v / 1e6:.0f} MB/s" if k.startswith("throughput") else f"{v:.0f} µs" if "µs" in k or "round trip" in k else f"{v:.0f}")
+            for k, v in raw.items()}
+    return text, raw
+
+
 def main():
     tmp = tempfile.mkdtemp()
-    cp = ControlPlane(tmp, ["--keepalive", "25"])
+    which = os.environ.get("BENCH_TUNNEL", "python")
+    user, _, password = os.environ.get("BENCH_TUNNEL_AUTH", f"{TUNNEL_USER}:{TUNNEL_PASSWORD}").partition(":")
+    reference = os.environ.get("BENCH_REFERENCE_CLIENT", "")
+    swift = None
+    creds = ["--tunnel-user", user, "--tunnel-password", password]
+    if which == "python":
+        cp = ControlPlane(tmp, ["--keepalive", "25"] + creds)
+        url, fingerprint, server_pid, server_name = cp.tunnel_url, cp.fingerprint, cp.proc.pid, "Python chisel-v3 test server"
+    elif which == "swift":
+        swift = SwiftTunnelServer(tmp)
+        cp = ControlPlane(tmp, tunnel=swift)
+        url, fingerprint, server_pid, server_name = swift.url, swift.fingerprint, swift.proc.pid, "pipeops-agent tunnel-server"
+    elif which.startswith("http"):
+        url, fingerprint = which, os.environ.get("BENCH_TUNNEL_FINGERPRINT", "")
+        server_pid, server_name = int(os.environ.get("BENCH_TUNNEL_PID", "0") or 0), which
+        cp = ControlPlane(tmp, ["--external-tunnel-url", url, "--external-tunnel-fingerprint", fingerprint] + creds)
+    else:
+        raise SystemExit(f"BENCH_TUNNEL={which!r}: expected python, swift or a URL (http://host:port)")
     echo = EchoServer()
     ip = free_port()
     iperf_srv = subprocess.Popen(["iperf3", "-s", "-p", str(ip)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     agent = Agent(tmp, cp.api_url, {"iperf": f"127.0.0.1:{ip}", "echo": f"127.0.0.1:{echo.port}"})
+    ref_proc = None
     try:
         r_iperf, r_echo = free_port(), free_port()
         cp.require_tunnel({"iperf": r_iperf, "echo": r_echo})
-        cp.wait_ports({r_iperf, r_echo})
+        wait_for(lambda: listening(r_iperf) and listening(r_echo), 30, "the agent's reverse ports")
         time.sleep(0.5)
-        rows = []
-        mem_rows = []
-        cpu_rows = []
-        # Memory first, before any bulk transfer has grown the buffers.
-        idle = rss_kib(agent.proc.pid)
-        held = []
-        for _ in range(1000):
-            s = socket.create_connection(("127.0.0.1", r_echo))
-            s.sendall(b"z")
-            held.append(s)
-        for s in held:
-            assert s.recv(1) == b"z"
-        busy = rss_kib(agent.proc.pid)
-        for s in held:
-            s.close()
-        mem_rows.append(("agent RSS idle (tunnel up)", f"{idle/1024:.1f} MiB", "", ""))
-        mem_rows.append(("agent RSS with 1,000 open tunnelled connections", f"{busy/1024:.1f} MiB", "", f"{(busy-idle)/1000:.1f} KiB per connection"))
-        for streams in (1, 16):
-            for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
-                a0, s0, w0 = cpu_seconds(agent.proc.pid), cpu_seconds(cp.proc.pid), time.monotonic()
-                t = iperf(r_iperf, streams, rev)
-                wall = time.monotonic() - w0
-                cpu_rows.append((f"CPU, {streams} stream{'s' if streams > 1 else ''} {label}",
-                                 f"agent {100 * (cpu_seconds(agent.proc.pid) - a0) / wall:.0f}%",
-                                 f"test server {100 * (cpu_seconds(cp.proc.pid) - s0) / wall:.0f}%", "of one core"))
-                d = iperf(ip, streams, rev)
-                rows.append((f"throughput, {streams} stream{'s' if streams > 1 else ''}, {label}", f"{t/1e6:.0f} MB/s", f"{d/1e6:.0f} MB/s", f"{t/d:.3f} x"))
-        tp50, tp99 = pingpong(r_echo)
-        dp50, dp99 = pingpong(echo.port)
-        rows.append(("1-byte ping-pong p50", f"{tp50:.0f} µs", f"{dp50:.0f} µs", f"{tp50/dp50:.1f} x"))
-        rows.append(("1-byte ping-pong p99", f"{tp99:.0f} µs", f"{dp99:.0f} µs", f"{tp99/dp99:.1f} x"))
-        tc = connects_per_second(r_echo)
-        dc = connects_per_second(echo.port)
-        rows.append(("connections opened per second (with a 1-byte echo)", f"{tc:.0f}", f"{dc:.0f}", f"{tc/dc:.2f} x"))
-        machine = subprocess.run(["bash", "-c", "source bench/common.sh >/dev/null 2>&1; machine_line"], capture_output=True, text=True).stdout.strip()
-        out = [f"\n## Tunnel (agent -> Python chisel-v3 test server, the bottleneck: see the CPU rows): {machine}\n",
-               "| measure | through the tunnel | direct loopback | ratio |", "|---|---|---|---|"]
-        out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows + cpu_rows + mem_rows]
+        columns = {"agent": measure(agent.proc.pid, server_pid, r_iperf, r_echo)}
+        agent.stop()
+        if reference:
+            q_iperf, q_echo = free_port(), free_port()
+            args = [reference, "client", "--auth", f"{user}:{password}"] + (["--fingerprint", fingerprint] if fingerprint else []) + \
+                   [url, f"R:127.0.0.1:{q_iperf}:127.0.0.1:{ip}", f"R:127.0.0.1:{q_echo}:127.0.0.1:{echo.port}"]
+            ref_proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "reference.log"), "w"))
+            wait_for(lambda: listening(q_iperf) and listening(q_echo), 30, f"the reference client's reverse ports (log {tmp}/reference.log)")
+            time.sleep(0.5)
+            columns["reference"] = measure(ref_proc.pid, server_pid, q_iperf, q_echo)
+        direct_text, direct_raw = direct(ip, echo.port)
+        machine = subprocess.run(["bash", "-c", "source bench/common.sh >/dev/null 2>&1; machine_line"],
+                                 capture_output=True, text=True).stdout.strip()
+        names = list(columns)
+        out = [f"\n## Tunnel through {server_name}{' (smoke run)' if SMOKE else ''}: {machine}\n",
+               "| measure | " + " | ".join(f"{n} through the tunnel" for n in names) + " | direct loopback | agent / direct |",
+               "|---|" + "---|" * (len(names) + 2)]
+        agent_text, agent_raw = columns["agent"]
+        for key in agent_text:
+            ratio = ""
+            if key in agent_raw and key in direct_raw:
+                ratio = f"{agent_raw[key] / direct_raw[key]:.3f} x"
+            cells = [columns[n][0].get(key, "") for n in names]
+            out.append(f"| {key} | " + " | ".join(cells) + f" | {direct_text.get(key, '')} | {ratio} |")
+        if not reference:
+            out.append("\nreference client: skipped (set BENCH_REFERENCE_CLIENT=/path/to/chisel to compare one)")
         text = "\n".join(out) + "\n"
         print(text)
-        with open("bench/results/tunnel.md", "a") as f:
-            f.write(text)
+        if not SMOKE:
+            with open("bench/results/tunnel.md", "a") as f:
+                f.write(text)
     finally:
+        if ref_proc:
+            terminate(ref_proc)
         agent.stop()
         iperf_srv.terminate()
         echo.stop()
         cp.stop()
+        if swift:
+            swift.stop()
 
 
 if __name__ == "__main__":
