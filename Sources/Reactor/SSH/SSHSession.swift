@@ -440,7 +440,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
             let maxPacket = try r.readUInt32("maximum packet size")
             let request = SSHChannelOpenRequest(type: type, data: Array(r.readRest()), sender: sender, window: window,
                                                 maxPacket: maxPacket, session: self)
-            if channels.count + pendingOpens.count >= config.maxChannels {
+            if channelCount >= config.maxChannels {
                 request.reject(reason: 4, text: "too many open channels (limit \(config.maxChannels))")
                 return true
             }
@@ -509,7 +509,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
     func openChannel(type: String, data: [UInt8], delegate: ByteStreamDelegate?,
                      completion: @escaping (Result<SSHChannel, SSHChannelOpenError>) -> Void) {
         guard phase == .authenticated else { completion(.failure(.notConnected)); return }
-        guard channels.count + pendingOpens.count < config.maxChannels else {
+        guard channelCount < config.maxChannels else {
             completion(.failure(.limitReached(config.maxChannels)))
             return
         }
