@@ -26,6 +26,9 @@ python3 Tests/Fixtures/controlplane/selftest.py | tee "$logs/selftest.log" | tai
 echo "== end to end (agent binary against the control-plane test double, sshd, tinyproxy)"
 python3 -m pytest -q -p no:cacheprovider Tests/e2e | tee "$logs/e2e.log"
 
+echo "== tunnel bench in smoke mode (one second per measure; nothing asserted about speed, so it cannot rot)"
+BENCH_SMOKE=1 BENCH_TUNNEL=swift bench/tunnel.sh | tail -n 20
+
 swift_n=$(grep -oE "Executed [0-9]+ tests?, with [0-9]+ failures" "$logs/swift.log" | tail -1 | awk '{print $2}')
 self_n=$(grep -oE "selftest: [0-9]+ passed" "$logs/selftest.log" | awk '{print $2}')
 e2e_n=$(grep -oE "[0-9]+ passed" "$logs/e2e.log" | tail -1 | awk '{print $1}')
