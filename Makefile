@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN_DIR = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 LOG_LEVEL ?= info
 
-.PHONY: deps build release image test run bench strace fuzz clean
+.PHONY: deps build release image test run bench bench-tunnel strace fuzz clean
 
 deps:
 	@scripts/deps.sh
@@ -27,6 +27,10 @@ run: release
 
 bench: release
 	scripts/bench.sh
+
+# The tunnel bench alone: BENCH_TUNNEL=python|swift|URL, BENCH_REFERENCE_CLIENT=/path/to/chisel (bench/tunnel.sh).
+bench-tunnel: release
+	bench/tunnel.sh
 
 # The agent under strace with debug logs: strace lines and log lines read side by side.
 # Standalone unless ARGS says otherwise (e.g. ARGS="--config ~/.pipeops-agent.yaml").
