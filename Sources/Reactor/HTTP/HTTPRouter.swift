@@ -52,6 +52,8 @@ public typealias HTTPHandler = (HTTPRequest, HTTPResponder) -> Void
 /// answers HEAD (the server drops the body).
 public final class HTTPRouter {
     struct Route {
+        /// The path or prefix it was added under: what `HTTPResponseRecord.route` reports.
+        let pattern: String
         var handlers: [(method: String, handler: HTTPHandler)] = []
         var allow: String { handlers.map(\.method).joined(separator: ", ") }
         func handler(for method: String) -> HTTPHandler? {
@@ -70,7 +72,7 @@ public final class HTTPRouter {
     public init() {}
 
     public func add(_ method: String, _ path: String, _ handler: @escaping HTTPHandler) {
-        exact[path, default: Route()].handlers.append((method, handler))
+        exact[path, default: Route(pattern: path)].handlers.append((method, handler))
     }
 
     /// Every path starting with `prefix` (e.g. "/api/realtime/").
@@ -78,9 +80,14 @@ public final class HTTPRouter {
         if let i = prefixes.firstIndex(where: { $0.prefix == prefix }) {
             prefixes[i].route.handlers.append((method, handler))
         } else {
-            prefixes.append((prefix, Route(handlers: [(method, handler)])))
+            prefixes.append((prefix, Route(pattern: prefix, handlers: [(method, handler)])))
             prefixes.sort { $0.prefix.utf8.count > $1.prefix.utf8.count }
         }
+    }
+
+    /// Whether a request for `path` would reach a handler (features are detected from this).
+    public func routes(_ path: String) -> Bool {
+        exact[path] != nil || prefixes.contains { path.hasPrefix($0.prefix) }
     }
 
     public func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
@@ -94,6 +101,7 @@ public final class HTTPRouter {
             responder.sendError(404, "not found: \(path)")
             return
         }
+        responder.connection?.route = route.pattern
         guard let handler = route.handler(for: request.method) else {
             var h = HTTPHeaders()
             h.add("Allow", route.allow)

@@ -34,6 +34,11 @@ public final class HTTPServer {
     public private(set) var rejectedConnections: UInt64 = 0
     let stats = HTTPServerStats()
     public var requestsServed: UInt64 { stats.requests }
+    /// Told once per answer (metrics): set it any time, connections read it from `stats`.
+    public var onResponse: HTTPResponseObserver? {
+        get { stats.onResponse }
+        set { stats.onResponse = newValue }
+    }
 
     public var port: Int { listener?.port ?? 0 }
     public var address: SocketAddress? { listener?.address }
@@ -85,6 +90,7 @@ public final class HTTPServer {
         }
         if connections.count >= configuration.maxConnections {
             rejectedConnections &+= 1
+            stats.onResponse?(HTTPResponseRecord(method: "", route: nil, status: 503))
             var out: [UInt8] = []
             let body = JSONText.errorBody("too many connections (limit \(configuration.maxConnections))", status: 503)
             HTTPServerConnection.appendSimpleResponse(503, body: Array(body.utf8), extra: HTTPHeaders(), close: true,
@@ -104,7 +110,8 @@ public final class HTTPServer {
     }
 }
 
-/// Counters shared by a server's connections.
+/// Counters and the response observer shared by a server's connections.
 final class HTTPServerStats {
     var requests: UInt64 = 0
+    var onResponse: HTTPResponseObserver?
 }

@@ -48,6 +48,9 @@ final class HTTPServerConnection {
     private var processing = false
     private var readPaused = false
     private var responseStream: HTTPResponseStream?
+    /// The current request's method and the route the router matched (for `onResponse`).
+    private var requestMethod = ""
+    var route: String?
     private(set) var streamDelegate: HTTPServerStreamDelegate?
 
     init(server: HTTPServer, stream: ByteStream, peer: SocketAddress?) {
@@ -174,6 +177,8 @@ final class HTTPServerConnection {
                 let request = HTTPRequest(head: head, body: currentBody, peer: peer)
                 currentBody = []
                 isHEAD = head.method == "HEAD"
+                requestMethod = head.method
+                route = nil
                 requestVersion = head.version
                 handler(request, HTTPResponder(connection: self, sequence: sequence))
             }
@@ -208,6 +213,7 @@ final class HTTPServerConnection {
         let body = JSONText.errorBody(error.message, status: error.status)
         Self.appendSimpleResponse(error.status, body: Array(body.utf8), extra: HTTPHeaders(), close: true,
                                   date: dateCache.current(), into: &out)
+        reportServerAnswer(error.status)
         closeAfterFlush()
     }
 
@@ -255,6 +261,7 @@ final class HTTPServerConnection {
     func respond(_ seq: UInt64, status: Int, contentType: String?, headers: HTTPHeaders, body: UnsafeRawBufferPointer) {
         guard seq == sequence, phase == .handling else { return }
         if !headers.isEmpty && headers.hasToken("Connection", "close") { keepAlive = false }
+        report(status)
         appendHead(status, contentType: contentType, headers: headers, contentLength: body.count)
         if !isHEAD { out.append(contentsOf: body) }
         if !processing { flush() }
@@ -263,6 +270,7 @@ final class HTTPServerConnection {
 
     func startStreaming(_ seq: UInt64, status: Int, headers: HTTPHeaders) -> HTTPResponseStream {
         guard seq == sequence, phase == .handling else { return HTTPResponseStream.closed() }
+        report(status)
         let chunked = requestVersion == .http1_1 && !isHEAD
         if !chunked { keepAlive = false }
         appendHead(status, headers: headers, contentLength: isHEAD ? 0 : nil, chunked: chunked)
@@ -294,6 +302,7 @@ final class HTTPServerConnection {
 
     func upgrade(_ seq: UInt64, headers: HTTPHeaders, _ onUpgrade: (ByteStream, [UInt8]) -> Void) {
         guard seq == sequence, phase == .handling else { return }
+        report(101)
         HTTPWriter.appendStatusLine(101, reason: "Switching Protocols", into: &out)
         HTTPWriter.appendFields(headers, into: &out)
         flush()
@@ -306,6 +315,20 @@ final class HTTPServerConnection {
         streamDelegate = nil
         server.connectionEnded(self)
         onUpgrade(stream, leftover)
+    }
+
+    // MARK: Reporting answers
+
+    @inline(__always)
+    private func report(_ status: Int) {
+        guard let observe = stats.onResponse else { return }
+        observe(HTTPResponseRecord(method: requestMethod, route: route, status: status))
+    }
+
+    /// An answer the server wrote itself to a request no handler saw (its head, if read, is
+    /// `currentHead`: it is cleared once a request is handed over).
+    private func reportServerAnswer(_ status: Int) {
+        stats.onResponse?(HTTPResponseRecord(method: currentHead?.method ?? "", route: nil, status: status))
     }
 
     // MARK: Writing heads
@@ -390,6 +413,7 @@ final class HTTPServerConnection {
             let body = JSONText.errorBody(what, status: 408)
             Self.appendSimpleResponse(408, body: Array(body.utf8), extra: HTTPHeaders(), close: true,
                                       date: dateCache.current(), into: &out)
+            reportServerAnswer(408)
             closeAfterFlush()
         default:
             break
