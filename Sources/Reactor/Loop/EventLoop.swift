@@ -41,6 +41,8 @@ public final class EventLoop {
     public private(set) var iterations: UInt64 = 0
     public private(set) var eventsDispatched: UInt64 = 0
     public private(set) var timersFired: UInt64 = 0
+    /// How late the last timers fired; measured from the clock read the timer phase does anyway.
+    public private(set) var timerLag = TimerLag()
     public let logger: Logger
     public let chunkPool = ChunkPool()
 
@@ -236,6 +238,7 @@ public final class EventLoop {
             let callback = top.callback
             top.callback = nil
             timersFired &+= 1
+            timerLag.record(current - top.deadline)
             callback?()
         }
     }
