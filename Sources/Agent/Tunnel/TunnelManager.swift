@@ -19,17 +19,26 @@ public final class TunnelManager {
     public private(set) var lastError: String?
     public private(set) var reconnects: UInt64 = 0
     public private(set) var since = Deadline.now()
-    /// Counters per forward; bytes include connections still open (see `liveTraffic`).
+    /// Each forward's counts, kept across sessions; the sessions' bridges update them as bytes
+    /// move, so they include connections still open.
+    public let meters = ForwardMeters()
+    /// Counters per forward (every configured one, and any that had traffic).
     public var stats: [String: ForwardStats] {
-        var out = closedStats
-        for (name, t) in session?.liveTraffic ?? [:] {
-            out[name, default: ForwardStats()].bytesIn &+= t.toLocal
-            out[name, default: ForwardStats()].bytesOut &+= t.toTunnel
+        var out: [String: ForwardStats] = [:]
+        for (name, m) in meters.byName {
+            var s = ForwardStats()
+            s.remotePort = remotePorts[name] ?? 0
+            s.activeConnections = m.activeConnections
+            s.totalConnections = m.totalConnections
+            s.bytesIn = m.bytesToLocal
+            s.bytesOut = m.bytesToTunnel
+            s.dialErrors = m.dialErrors
+            out[name] = s
         }
         return out
     }
-    /// Counters with the bytes of closed connections only.
-    private var closedStats: [String: ForwardStats] = [:]
+    /// The port each forward was last given on the tunnel server.
+    private var remotePorts: [String: Int] = [:]
     /// Set when a poll's allocation matched none of our forwards (reported on /ready).
     public private(set) var allocationError: String?
     /// Phase changes and forward connections, as they happen (the agent's event bus).
@@ -40,9 +49,9 @@ public final class TunnelManager {
     private var retryTimer: LoopTimer?
     private var inactivityTimer: LoopTimer?
     private var lastActivity = Deadline.now()
-    /// Bytes moved by the open connections at the last inactivity check: a long transfer on one
-    /// connection is activity even though nothing opens or closes.
-    private var lastLiveBytes: UInt64 = 0
+    /// Bytes moved at the last inactivity check: a long transfer on one connection is activity
+    /// even though nothing opens or closes.
+    private var lastBytes: UInt64 = 0
     private var closedForInactivity = false
     private var connectedAt: Deadline?
 
@@ -55,7 +64,7 @@ public final class TunnelManager {
         l[metadataKey: "component"] = "tunnel"
         self.logger = l
         self.makeSession = makeSession
-        for f in forwards { closedStats[f.name] = ForwardStats() }
+        for f in forwards { _ = meters.meter(f.name) }
     }
 
     /// The heartbeat's `tunnel_status`.
@@ -134,7 +143,7 @@ public final class TunnelManager {
         retryTimer = nil
         guard let wanted = desired else { return }
         setPhase(.connecting, nil)
-        for f in wanted.forwards { closedStats[f.name, default: ForwardStats()].remotePort = f.remotePort }
+        for f in wanted.forwards { remotePorts[f.name] = f.remotePort }
         let s = makeSession(wanted, self)
         session = s
         s.start()
@@ -193,30 +202,21 @@ public final class TunnelManager {
         setPhase(.idle, nil)
     }
 
-    // MARK: Traffic accounting (called by the session's bridges)
+    // MARK: Connections (told by the session's bridges; `meters` holds the counts)
 
     func forwardOpened(_ name: String) {
-        closedStats[name, default: ForwardStats()].activeConnections += 1
-        closedStats[name, default: ForwardStats()].totalConnections &+= 1
         lastActivity = loop.now
-        let s = closedStats[name, default: ForwardStats()]
-        onEvent?(.forwardOpened(forward: name, remotePort: s.remotePort, active: s.activeConnections))
+        onEvent?(.forwardOpened(forward: name, remotePort: remotePorts[name] ?? 0, active: meters.meter(name).activeConnections))
     }
 
     /// A connection ended after moving `traffic` in `duration`.
     func forwardClosed(_ name: String, traffic: ForwardTraffic, duration: TimeAmount) {
-        closedStats[name, default: ForwardStats()].activeConnections -= 1
-        closedStats[name, default: ForwardStats()].bytesIn &+= traffic.toLocal
-        closedStats[name, default: ForwardStats()].bytesOut &+= traffic.toTunnel
         lastActivity = loop.now
-        onEvent?(.forwardClosed(forward: name, traffic: traffic, duration: duration,
-                                active: closedStats[name, default: ForwardStats()].activeConnections))
+        onEvent?(.forwardClosed(forward: name, traffic: traffic, duration: duration, active: meters.meter(name).activeConnections))
     }
 
     /// The server bound this forward on `port` (SSH mode, where port 0 lets the server pick).
-    func forwardBound(_ name: String, port: Int) { closedStats[name, default: ForwardStats()].remotePort = port }
-
-    func forwardDialFailed(_ name: String) { closedStats[name, default: ForwardStats()].dialErrors &+= 1 }
+    func forwardBound(_ name: String, port: Int) { remotePorts[name] = port }
 
     private func armInactivityTimer() {
         inactivityTimer?.cancel()
@@ -228,9 +228,9 @@ public final class TunnelManager {
     private func checkInactivity() {
         guard phase == .connected else { return }
         // control-plane-api.md §4: only bytes across the forwards count, not open sockets.
-        let live = (session?.liveTraffic ?? [:]).values.reduce(UInt64(0)) { $0 &+ $1.toLocal &+ $1.toTunnel }
-        if live != lastLiveBytes {
-            lastLiveBytes = live
+        let bytes = meters.totalBytes
+        if bytes != lastBytes {
+            lastBytes = bytes
             lastActivity = loop.now
         }
         if loop.now - lastActivity >= inactivityTimeout {
@@ -248,8 +248,6 @@ public final class TunnelManager {
 public protocol TunnelSession: AnyObject {
     func start()
     func close(reason: String)
-    /// Bytes moved so far by each forward's connections that are still open.
-    var liveTraffic: [String: ForwardTraffic] { get }
 }
 
 /// What the tunnel manager reports as it happens.

@@ -3,8 +3,8 @@ import Reactor
 
 /// What both tunnel modes share: a session ends exactly once, either because the manager closed
 /// it (no callback) or on its own (the manager hears why and schedules a retry); and its
-/// channels are bridged to local addresses by one ChannelBridges, whose connections and bytes
-/// are reported to the manager per forward.
+/// channels are bridged to local addresses by one ChannelBridges, which counts connections and
+/// bytes into the manager's per-forward meters and tells the manager of opens and closes.
 class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
     weak var manager: TunnelManager?
     let logger: Logger
@@ -16,13 +16,11 @@ class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
     init(loop: EventLoop, resolver: Resolver, manager: TunnelManager, logger: Logger) {
         self.manager = manager
         self.logger = logger
-        bridges = ChannelBridges(loop: loop, resolver: resolver)
+        bridges = ChannelBridges(loop: loop, resolver: resolver, meters: manager.meters)
         bridges.observer = self
     }
 
     func start() {}
-
-    var liveTraffic: [String: ForwardTraffic] { bridges.liveTraffic }
 
     /// Releases timers and connections; called once, when the session ends.
     func teardown() {}
@@ -52,7 +50,6 @@ class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
     }
 
     func channelBridgeDialFailed(forward: String, target: String, error: ConnectionError?) {
-        manager?.forwardDialFailed(forward)
         logger.warning("cannot reach the forward's local address", metadata: [
             "forward": "\(forward)", "target": "\(target)", "error": "\(error.map { "\($0)" } ?? "closed")"])
     }

@@ -1,4 +1,4 @@
-/// Bytes moved by one forward's connections: from the tunnel to the local service, and back.
+/// Bytes moved by one bridged connection: from the tunnel to the local service, and back.
 public struct ForwardTraffic: Sendable, Equatable {
     public var toLocal: UInt64 = 0
     public var toTunnel: UInt64 = 0
@@ -18,10 +18,12 @@ public protocol ChannelBridgesObserver: AnyObject {
 /// The bridging both tunnel modes share: an accepted SSH channel (a chisel `chisel` channel or
 /// an OpenSSH `forwarded-tcpip` one) is held paused while its local address is dialled (names
 /// resolve without blocking the loop), then piped to it by a StreamBridge. A failed dial closes
-/// the channel. Keeps every bridge until it ends, for live traffic counts and `closeAll`.
+/// the channel. Keeps every bridge until it ends, for `closeAll`. Counts go into `meters`
+/// as they happen (bytes as they are read), whether or not the observer is still there.
 public final class ChannelBridges {
     public let loop: EventLoop
     public let resolver: Resolver
+    public let meters: ForwardMeters
     public var dialTimeout: TimeAmount = .seconds(10)
     public weak var observer: ChannelBridgesObserver?
     /// Connections dialled successfully so far.
@@ -33,9 +35,10 @@ public final class ChannelBridges {
     private var pendingDials: [Int: PendingDial] = [:]
     private var nextID = 0
 
-    public init(loop: EventLoop, resolver: Resolver) {
+    public init(loop: EventLoop, resolver: Resolver, meters: ForwardMeters = ForwardMeters()) {
         self.loop = loop
         self.resolver = resolver
+        self.meters = meters
     }
 
     /// Dials `host:port` and pipes `channel` to it once connected. If the channel ends first
@@ -48,14 +51,16 @@ public final class ChannelBridges {
         let local = HostConnection(loop: loop, resolver: resolver, host: host, port: port, timeout: dialTimeout,
                                    delegate: pending, label: forward)
         pendingDials[id] = pending
+        let meter = meters.meter(forward)
         pending.onOpen = { [weak self] in
             guard let self else { local.close(nil); channel.close(nil); return }
             self.pendingDials.removeValue(forKey: id)
-            self.start(StreamBridge(channel, local), id: id, forward: forward)
+            self.start(StreamBridge(channel, local, meter: meter.traffic), id: id, forward: forward, meter: meter)
             channel.resumeReading()
         }
         pending.onFail = { [weak self] error in
             channel.close(nil)
+            meter.dialErrors &+= 1
             guard let self else { return }
             self.pendingDials.removeValue(forKey: id)
             self.observer?.channelBridgeDialFailed(forward: forward, target: "\(host):\(port)", error: error)
@@ -72,27 +77,19 @@ public final class ChannelBridges {
     /// Local connections being dialled.
     public var dialsInProgress: Int { pendingDials.count }
 
-    private func start(_ bridge: StreamBridge, id: Int, forward: String) {
+    private func start(_ bridge: StreamBridge, id: Int, forward: String, meter: ForwardMeter) {
         started += 1
+        meter.activeConnections += 1
+        meter.totalConnections &+= 1
         bridges[id] = (bridge, forward)
         bridge.onFinish = { [weak self] b, _ in
+            meter.activeConnections -= 1
             guard let self else { return }
             self.bridges.removeValue(forKey: id)
             self.observer?.channelBridgeClosed(forward: forward, id: id, traffic: Self.traffic(b))
         }
         observer?.channelBridgeOpened(forward: forward, id: id)
         bridge.start()
-    }
-
-    /// Bytes moved so far by each forward's open connections.
-    public var liveTraffic: [String: ForwardTraffic] {
-        var out: [String: ForwardTraffic] = [:]
-        for (bridge, forward) in bridges.values {
-            let t = Self.traffic(bridge)
-            out[forward, default: ForwardTraffic()].toLocal &+= t.toLocal
-            out[forward, default: ForwardTraffic()].toTunnel &+= t.toTunnel
-        }
-        return out
     }
 
     /// Ends every bridge and every dial in progress.

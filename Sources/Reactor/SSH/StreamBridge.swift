@@ -9,6 +9,8 @@ public final class StreamBridge {
     public let second: ByteStream
     public private(set) var bytesFirstToSecond: UInt64 = 0
     public private(set) var bytesSecondToFirst: UInt64 = 0
+    /// Also counts the bytes, shared with other bridges (a forward's total).
+    public let meter: TrafficMeter?
     /// Called once, when the bridge ends; `error` is the first side's error, if any.
     public var onFinish: ((StreamBridge, ConnectionError?) -> Void)?
 
@@ -18,9 +20,10 @@ public final class StreamBridge {
     private var closedCount = 0
     private var firstError: ConnectionError?
 
-    public init(_ first: ByteStream, _ second: ByteStream) {
+    public init(_ first: ByteStream, _ second: ByteStream, meter: TrafficMeter? = nil) {
         self.first = first
         self.second = second
+        self.meter = meter
     }
 
     /// Takes over both streams' delegates and starts piping.
@@ -36,7 +39,7 @@ public final class StreamBridge {
 
     fileprivate func read(from isFirst: Bool, _ bytes: UnsafeRawBufferPointer) {
         let (source, target) = isFirst ? (first, second) : (second, first)
-        if isFirst { bytesFirstToSecond &+= UInt64(bytes.count) } else { bytesSecondToFirst &+= UInt64(bytes.count) }
+        count(UInt64(bytes.count), fromFirst: isFirst)
         target.write(bytes)
         if !target.isWritable { source.pauseReading() }
     }
@@ -45,9 +48,20 @@ public final class StreamBridge {
         let (source, target) = isFirst ? (first, second) : (second, first)
         var n = 0
         for part in parts { n += part.count }
-        if isFirst { bytesFirstToSecond &+= UInt64(n) } else { bytesSecondToFirst &+= UInt64(n) }
+        count(UInt64(n), fromFirst: isFirst)
         target.write(vector: parts)
         if !target.isWritable { source.pauseReading() }
+    }
+
+    @inline(__always)
+    private func count(_ n: UInt64, fromFirst isFirst: Bool) {
+        if isFirst {
+            bytesFirstToSecond &+= n
+            meter?.firstToSecond &+= n
+        } else {
+            bytesSecondToFirst &+= n
+            meter?.secondToFirst &+= n
+        }
     }
 
     fileprivate func writable(_ isFirst: Bool, _ writable: Bool) {
