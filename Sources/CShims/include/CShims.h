@@ -8,5 +8,6 @@
 #include "crypto_shims.h"
 #include "yaml_shims.h"
 #include "build_stamp.h"
+#include "runtime_shims.h"
 
 #endif
