@@ -39,6 +39,8 @@ public final class Agent {
     /// `/api/status/features`' `features` object.
     var featuresJSON: () -> JSONValue = { .object([:]) }
     public private(set) var kubernetes: KubernetesMonitor?
+    /// Metrics, runtime numbers and features (TelemetryRoutes sets the two closures above).
+    public let telemetry = Telemetry()
     private var shuttingDown = false
     /// Why the SSH tunnel could not start (bad server address or key); reported on `/ready`.
     private var tunnelStartError: String?
@@ -106,6 +108,7 @@ public final class Agent {
         self.access = access
         router.admit = { [access] request, responder in access.admit(request, responder) }
         StatusRoutes(agent: self).install(on: router)
+        TelemetryRoutes(agent: self).install(on: router)
         if config.server.enableWebSocket {
             let hub = RealtimeHub(loop: loop, bus: bus, clients: realtimeClients, silenceLimit: config.realtime.connectionTimeout,
                                   status: { [unowned self] in self.detailedStatusJSON() },
@@ -132,10 +135,12 @@ public final class Agent {
         do {
             let address = try SocketAddress(ip: "0.0.0.0", port: config.agent.port)
             let s = try HTTPServer(loop: loop, address: address, configuration: serverConfig, router: router)
+            s.onResponse = telemetry.recordHTTPResponse
             server = s
             logger.info("HTTP server listening", metadata: ["port": "\(s.port)"])
             if let wsPort = config.realtime.websocketPort, wsPort != config.agent.port, wsPort != s.port {
                 let rs = try HTTPServer(loop: loop, address: SocketAddress(ip: "0.0.0.0", port: wsPort), configuration: serverConfig, router: router)
+                rs.onResponse = telemetry.recordHTTPResponse
                 realtimeServer = rs
                 logger.info("realtime listener (realtime.websocket_port): same routes", metadata: ["port": "\(rs.port)"])
             }
