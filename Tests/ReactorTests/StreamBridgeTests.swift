@@ -44,4 +44,41 @@ final class StreamBridgeTests: XCTestCase {
         serviceListener.close()
         bridgeListener.close()
     }
+
+    /// Two bridges sharing one meter (a forward's total): the bytes are in the meter as soon as
+    /// they move, while both connections are still open, and each bridge keeps its own count.
+    func testASharedMeterCountsBytesOfOpenConnectionsAsTheyMove() throws {
+        let loop = try makeLoop()
+        let resolver = try Resolver(loop: loop)
+        let echo = try EchoServer(loop: loop)
+        defer { echo.close() }
+        let meter = TrafficMeter()
+        var bridges: [StreamBridge] = []
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
+            guard let a = try? TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: nil) else { return }
+            let h = HostConnection(loop: loop, resolver: resolver, host: "127.0.0.1", port: echo.port, timeout: .seconds(5), delegate: nil)
+            let b = StreamBridge(a, h, meter: meter)
+            b.start()
+            bridges.append(b)
+        }
+        defer { listener.close() }
+        let sizes = [300_000, 700_001]
+        var clients: [(TCPConnection, Recorder)] = []
+        for (i, n) in sizes.enumerated() {
+            let r = Recorder()
+            let payload = makePattern(count: n, seed: i)
+            r.onOpen = { s in s.write(payload) }
+            clients.append((try TCPConnection.connect(loop: loop, to: listener.address, timeout: .seconds(5), delegate: r), r))
+        }
+        XCTAssertTrue(loop.run(until: { zip(clients, sizes).allSatisfy { $0.0.1.received.count == $0.1 } }, timeout: .seconds(20)))
+        let total = UInt64(sizes.reduce(0, +))
+        XCTAssertEqual(meter.firstToSecond, total)
+        XCTAssertEqual(meter.secondToFirst, total)
+        XCTAssertEqual(bridges.count, 2)
+        XCTAssertFalse(bridges.contains { $0.isFinished })
+        XCTAssertEqual(Set(bridges.map(\.bytesFirstToSecond)), Set(sizes.map(UInt64.init)))
+        for (c, _) in clients { c.close(nil) }
+        XCTAssertTrue(loop.run(until: { bridges.allSatisfy(\.isFinished) }, timeout: .seconds(10)))
+        XCTAssertEqual(meter.firstToSecond, total)
+    }
 }
