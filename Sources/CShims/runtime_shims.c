@@ -2,7 +2,6 @@
 #include "include/runtime_shims.h"
 #include <liburing.h>
 #include <malloc.h>
-#include <unistd.h>
 
 uint64_t shim_heap_in_use_bytes(void) {
     struct mallinfo2 mi = mallinfo2();
@@ -16,5 +15,3 @@ int shim_io_uring_probe(void) {
     io_uring_queue_exit(&ring);
     return 0;
 }
-
-long shim_clock_ticks(void) { return sysconf(_SC_CLK_TCK); }

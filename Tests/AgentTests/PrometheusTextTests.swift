@@ -12,9 +12,8 @@ final class PrometheusTextTests: XCTestCase {
     }
 
     func testHelpEscapesBackslashAndNewlineButNotQuotes() {
-        var t = PrometheusText()
-        t.appendHeader(name: "m", help: "a \\ b\nc \"d\"", type: .gauge)
-        XCTAssertEqual(String(decoding: t.bytes, as: UTF8.self), "# HELP m a \\\\ b\\nc \"d\"\n# TYPE m gauge\n")
+        let m = MetricDescriptor("m", help: "a \\ b\nc \"d\"", type: .gauge)
+        XCTAssertEqual(String(decoding: m.header, as: UTF8.self), "# HELP m a \\\\ b\\nc \"d\"\n# TYPE m gauge\n")
     }
 
     func testValuesAreWrittenAsPrometheusReadsThem() {
@@ -24,6 +23,9 @@ final class PrometheusTextTests: XCTestCase {
             return String(decoding: t.bytes, as: UTF8.self)
         }
         XCTAssertEqual(text(.count(0)), "0")
+        XCTAssertEqual(text(.count(9)), "9")
+        XCTAssertEqual(text(.count(10)), "10")
+        XCTAssertEqual(text(.count(1_000_000)), "1000000")
         XCTAssertEqual(text(.count(UInt64.max)), "18446744073709551615")
         XCTAssertEqual(text(.number(42)), "42")
         XCTAssertEqual(text(.number(-3)), "-3")

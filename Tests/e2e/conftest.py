@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from harness import Agent, ControlPlane, EchoServer, HelloServer, KubeAPIServer, SwiftTunnelServer  # noqa: E402
+from harness import Agent, ControlPlane, EchoServer, HelloServer, KubeAPIServer, Prometheus, SwiftTunnelServer  # noqa: E402
 
 
 @pytest.fixture
@@ -39,6 +39,21 @@ def echo():
     e = EchoServer()
     yield e
     e.stop()
+
+
+@pytest.fixture
+def prometheus(tmp_path):
+    """Starts a Prometheus server scraping the given targets; stopped after the test."""
+    started = []
+
+    def start(targets, **kwargs):
+        p = Prometheus(str(tmp_path), targets, **kwargs)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
 
 
 @pytest.fixture

@@ -437,6 +437,62 @@ class EchoServer:
         self.server.server_close()
 
 
+class Prometheus:
+    """A real Prometheus server (Debian's `prometheus`) scraping `targets` (host:port on
+    127.0.0.1) every second, with its query API on 127.0.0.1."""
+
+    def __init__(self, tmp: str, targets: list[str], metrics_path: str = "/metrics"):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = os.path.join(tmp, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(f"""global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: pipeops-agent
+    metrics_path: "{metrics_path}"
+    static_configs:
+      - targets: {json.dumps(targets)}
+""")
+        self.log_path = os.path.join(tmp, "prometheus.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={os.path.join(tmp, 'prometheus-data')}",
+                                      f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: requests.get(self.url + "/-/ready", timeout=2).status_code == 200, 60,
+                 "Prometheus ready; its log:\n" + open(self.log_path).read()[-2000:])
+
+    def query(self, expr: str) -> list[dict]:
+        r = requests.get(self.url + "/api/v1/query", params={"query": expr}, timeout=10)
+        r.raise_for_status()
+        body = r.json()
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def value(self, expr: str) -> Optional[float]:
+        """The value of an expression with one result, None while it has none."""
+        result = self.query(expr)
+        assert len(result) <= 1, result
+        return float(result[0]["value"][1]) if result else None
+
+    def wait_value(self, expr: str, pred: Callable[[float], bool], timeout: float = 30) -> float:
+        """Waits until a scrape gives `expr` a value that satisfies `pred`; returns it."""
+        seen: list = []
+
+        def check() -> Optional[float]:
+            v = self.value(expr)
+            seen.append(v)
+            return v if v is not None and pred(v) else None
+        wait_for(lambda: check() is not None, timeout, f"{expr} (values seen: {seen[-5:]})")
+        return seen[-1]
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        self.log.close()
+
+
 def pattern(n: int, seed: int) -> bytes:
     block = hashlib.sha256(str(seed).encode()).digest() * 2048   # 64 KiB
     reps = n // len(block) + 1

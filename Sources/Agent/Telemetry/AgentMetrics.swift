@@ -31,40 +31,56 @@ extension Telemetry {
 /// or an SSH tunnel that could not start) it is down and the per-forward families are empty.
 final class TunnelMetrics: MetricCollector {
     unowned let agent: Agent
+    let up = MetricDescriptor("pipeops_tunnel_up", help: "1 while the tunnel is connected, else 0.", type: .gauge)
+    let reconnects = MetricDescriptor("pipeops_tunnel_reconnects_total",
+                                      help: "Times the tunnel dropped or failed to connect and a reconnect was scheduled.", type: .counter)
+    let active = MetricDescriptor("pipeops_tunnel_connections_active", help: "Tunnelled connections open now, by forward.", type: .gauge)
+    let total = MetricDescriptor("pipeops_tunnel_connections_total",
+                                 help: "Tunnelled connections bridged to the forward's local address, by forward.", type: .counter)
+    let bytes = MetricDescriptor("pipeops_tunnel_bytes_total",
+                                 help: "Bytes carried by tunnelled connections, counted as they move (open connections included): direction \"in\" from the tunnel to the local service, \"out\" back.",
+                                 type: .counter)
+    let dialErrors = MetricDescriptor("pipeops_tunnel_dial_errors_total",
+                                      help: "Tunnelled connections whose local address could not be reached, by forward.", type: .counter)
+
+    struct ForwardLabels {
+        var forward: [UInt8]
+        var bytesIn: [UInt8]
+        var bytesOut: [UInt8]
+    }
+    /// Each forward's label sets, rendered the first time it is seen (forwards come from the
+    /// configuration: a bounded set).
+    private var labels: [String: ForwardLabels] = [:]
+
     init(agent: Agent) { self.agent = agent }
 
-    static let forward = ["forward"]
-    static let forwardDirection = ["forward", "direction"]
+    private func labels(_ forward: String) -> ForwardLabels {
+        if let l = labels[forward] { return l }
+        let l = ForwardLabels(forward: PrometheusText.labels(names: ["forward"], values: [forward]),
+                              bytesIn: PrometheusText.labels(names: ["forward", "direction"], values: [forward, "in"]),
+                              bytesOut: PrometheusText.labels(names: ["forward", "direction"], values: [forward, "out"]))
+        labels[forward] = l
+        return l
+    }
 
     func collect(into text: inout PrometheusText) {
         let tunnel = agent.tunnel
-        let forwards = (tunnel?.stats ?? [:]).sorted { $0.key < $1.key }
-        text.appendHeader(name: "pipeops_tunnel_up", help: "1 while the tunnel is connected, else 0.", type: .gauge)
-        text.appendSample(name: "pipeops_tunnel_up", value: .bool(tunnel?.phase == .connected))
-        text.appendHeader(name: "pipeops_tunnel_reconnects_total", help: "Times the tunnel dropped or failed to connect and a reconnect was scheduled.",
-                          type: .counter)
-        text.appendSample(name: "pipeops_tunnel_reconnects_total", value: .count(tunnel?.reconnects ?? 0))
-
-        func family(_ name: String, _ help: String, _ type: PrometheusText.MetricType, _ value: (ForwardStats) -> MetricValue) {
-            text.appendHeader(name: name, help: help, type: type)
-            for (forward, stats) in forwards {
-                text.appendSample(name: name, labelNames: Self.forward, labelValues: [forward], value: value(stats))
-            }
+        let forwards = (tunnel?.stats ?? [:]).sorted { $0.key < $1.key }.map { (labels: labels($0.key), stats: $0.value) }
+        text.appendHeader(up)
+        text.appendSample(up, value: .bool(tunnel?.phase == .connected))
+        text.appendHeader(reconnects)
+        text.appendSample(reconnects, value: .count(tunnel?.reconnects ?? 0))
+        text.appendHeader(active)
+        for f in forwards { text.appendSample(active, labels: f.labels.forward, value: .int(f.stats.activeConnections)) }
+        text.appendHeader(total)
+        for f in forwards { text.appendSample(total, labels: f.labels.forward, value: .count(f.stats.totalConnections)) }
+        text.appendHeader(bytes)
+        for f in forwards {
+            text.appendSample(bytes, labels: f.labels.bytesIn, value: .count(f.stats.bytesIn))
+            text.appendSample(bytes, labels: f.labels.bytesOut, value: .count(f.stats.bytesOut))
         }
-        family("pipeops_tunnel_connections_active", "Tunnelled connections open now, by forward.", .gauge) { .int($0.activeConnections) }
-        family("pipeops_tunnel_connections_total", "Tunnelled connections bridged to the forward's local address, by forward.", .counter) {
-            .count($0.totalConnections)
-        }
-        let bytes = "pipeops_tunnel_bytes_total"
-        text.appendHeader(name: bytes, help: "Bytes carried by tunnelled connections, counted as they move (open connections included): direction \"in\" from the tunnel to the local service, \"out\" back.",
-                          type: .counter)
-        for (forward, stats) in forwards {
-            text.appendSample(name: bytes, labelNames: Self.forwardDirection, labelValues: [forward, "in"], value: .count(stats.bytesIn))
-            text.appendSample(name: bytes, labelNames: Self.forwardDirection, labelValues: [forward, "out"], value: .count(stats.bytesOut))
-        }
-        family("pipeops_tunnel_dial_errors_total", "Tunnelled connections whose local address could not be reached, by forward.", .counter) {
-            .count($0.dialErrors)
-        }
+        text.appendHeader(dialErrors)
+        for f in forwards { text.appendSample(dialErrors, labels: f.labels.forward, value: .count(f.stats.dialErrors)) }
     }
 }
 
@@ -72,18 +88,24 @@ final class TunnelMetrics: MetricCollector {
 /// one read of /proc per scrape.
 final class ProcessMetrics: MetricCollector {
     let startTime: Double?
+    let resident = MetricDescriptor("process_resident_memory_bytes", help: "Resident memory size in bytes.", type: .gauge)
+    let cpu = MetricDescriptor("process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.", type: .counter)
+    let openFDs = MetricDescriptor("process_open_fds", help: "Number of open file descriptors.", type: .gauge)
+    let maxFDs = MetricDescriptor("process_max_fds", help: "Maximum number of open file descriptors.", type: .gauge)
+    let start = MetricDescriptor("process_start_time_seconds", help: "Start time of the process since unix epoch in seconds.", type: .gauge)
+
     init(startTime: Double?) { self.startTime = startTime }
 
     func collect(into text: inout PrometheusText) {
-        let p = ProcessStats.read()
-        func one(_ name: String, _ help: String, _ type: PrometheusText.MetricType, _ value: MetricValue?) {
-            text.appendHeader(name: name, help: help, type: type)
-            if let value { text.appendSample(name: name, value: value) }
+        let p = ProcessStats.read(detailed: false)
+        func one(_ family: MetricDescriptor, _ value: MetricValue?) {
+            text.appendHeader(family)
+            if let value { text.appendSample(family, value: value) }
         }
-        one("process_resident_memory_bytes", "Resident memory size in bytes.", .gauge, p.residentBytes.map { .number(Double($0)) })
-        one("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", .counter, p.cpuSeconds.map { .number($0) })
-        one("process_open_fds", "Number of open file descriptors.", .gauge, p.openFDs.map { .int($0) })
-        one("process_max_fds", "Maximum number of open file descriptors.", .gauge, p.maxFDs.map { .int($0) })
-        one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", .gauge, startTime.map { .number($0) })
+        one(resident, p.residentBytes.map { .count($0) })
+        one(cpu, p.cpuSeconds.map { .number($0) })
+        one(openFDs, p.openFDs.map { .int($0) })
+        one(maxFDs, p.maxFDs.map { .int($0) })
+        one(start, startTime.map { .number($0) })
     }
 }

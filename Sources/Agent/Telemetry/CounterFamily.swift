@@ -3,16 +3,14 @@
 /// children kept in creation order. No samples until something is counted.
 /// Keys must come from a bounded set (routes, status codes, verbs): a child is never removed.
 final class CounterFamily<Key: Hashable>: MetricCollector {
-    let name: String
-    let help: String
+    let family: MetricDescriptor
     let labelNames: [String]
     private let labelValues: (Key) -> [String]
     private var index: [Key: Int] = [:]
     private var children: [(labels: [UInt8], value: UInt64)] = []
 
     init(name: String, help: String, labelNames: [String], labelValues: @escaping (Key) -> [String]) {
-        self.name = name
-        self.help = help
+        family = MetricDescriptor(name, help: help, type: .counter)
         self.labelNames = labelNames
         self.labelValues = labelValues
     }
@@ -33,7 +31,7 @@ final class CounterFamily<Key: Hashable>: MetricCollector {
     var childCount: Int { children.count }
 
     func collect(into text: inout PrometheusText) {
-        text.appendHeader(name: name, help: help, type: .counter)
-        for c in children { text.appendSample(name: name, labels: c.labels, value: .count(c.value)) }
+        text.appendHeader(family)
+        for c in children { text.appendSample(family, labels: c.labels, value: .count(c.value)) }
     }
 }

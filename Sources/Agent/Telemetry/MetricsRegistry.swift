@@ -35,20 +35,16 @@ final class MetricsRegistry {
 
 /// An unlabelled metric whose value is read when scraped.
 final class ComputedMetric: MetricCollector {
-    let name: String
-    let help: String
-    let type: PrometheusText.MetricType
+    let family: MetricDescriptor
     let value: () -> MetricValue
 
     init(name: String, help: String, type: PrometheusText.MetricType, value: @escaping () -> MetricValue) {
-        self.name = name
-        self.help = help
-        self.type = type
+        family = MetricDescriptor(name, help: help, type: type)
         self.value = value
     }
 
     func collect(into text: inout PrometheusText) {
-        text.appendHeader(name: name, help: help, type: type)
-        text.appendSample(name: name, value: value())
+        text.appendHeader(family)
+        text.appendSample(family, value: value())
     }
 }

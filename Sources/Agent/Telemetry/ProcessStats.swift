@@ -4,33 +4,40 @@ import Reactor
 
 /// The process's own numbers, read from /proc/self as `ps` and the Prometheus client libraries
 /// read them: a few small reads into stack buffers, no allocation but the fd directory's.
-/// A value that cannot be read (no /proc) is nil and left out, not reported as 0.
+/// A value that cannot be read (no /proc), or was not asked for, is nil: left out, not 0.
 struct ProcessStats: Equatable {
     var residentBytes: UInt64?
-    /// The most RSS the process ever had (VmHWM).
+    /// The most RSS the process ever had (VmHWM); detailed reads only.
     var peakResidentBytes: UInt64?
     var userCPUSeconds: Double?
     var systemCPUSeconds: Double?
     var openFDs: Int?
     var maxFDs: Int?
-    /// What the allocator has handed out and not taken back.
-    var heapBytes: UInt64
+    /// What the allocator has handed out and not taken back; detailed reads only.
+    var heapBytes: UInt64?
 
     var cpuSeconds: Double? {
         guard let u = userCPUSeconds, let s = systemCPUSeconds else { return nil }
         return u + s
     }
 
-    static func read() -> ProcessStats {
-        var stats = ProcessStats(heapBytes: shim_heap_in_use_bytes())
-        let ticks = Double(max(shim_clock_ticks(), 1))
+    static let clockTicks = Double(max(sysconf(Int32(_SC_CLK_TCK)), 1))
+    static let pageSize = UInt64(max(sysconf(Int32(_SC_PAGESIZE)), 1))
+
+    /// `detailed` adds the peak RSS (/proc/self/status, the dearest read) and the heap; the
+    /// Prometheus `process_*` families need neither.
+    static func read(detailed: Bool = true) -> ProcessStats {
+        var stats = ProcessStats()
         if let f = statFields() {
-            stats.userCPUSeconds = f.utime.map { Double($0) / ticks }
-            stats.systemCPUSeconds = f.stime.map { Double($0) / ticks }
+            stats.userCPUSeconds = f.utime.map { Double($0) / clockTicks }
+            stats.systemCPUSeconds = f.stime.map { Double($0) / clockTicks }
+            stats.residentBytes = f.rssPages.map { $0 * pageSize }
         }
-        readProcFile("/proc/self/status", capacity: 8192) { text in
-            stats.residentBytes = statusKiB(text, "VmRSS:").map { $0 * 1024 }
-            stats.peakResidentBytes = statusKiB(text, "VmHWM:").map { $0 * 1024 }
+        if detailed {
+            readProcFile("/proc/self/status", capacity: 8192) { text in
+                stats.peakResidentBytes = statusKiB(text, "VmHWM:").map { $0 * 1024 }
+            }
+            stats.heapBytes = shim_heap_in_use_bytes()
         }
         stats.openFDs = countOpenFDs()
         let limit = shim_nofile_limit()
@@ -51,42 +58,48 @@ struct ProcessStats: Equatable {
             return result
         }
         guard let boot else { return nil }
-        return Double(boot) + Double(start) / Double(max(shim_clock_ticks(), 1))
+        return Double(boot) + Double(start) / clockTicks
     }
 
     // MARK: /proc parsing
 
-    /// utime, stime and starttime (fields 14, 15 and 22 of /proc/self/stat; counting after the
-    /// command name, which may itself hold spaces and parentheses).
-    static func statFields() -> (utime: UInt64?, stime: UInt64?, starttime: UInt64?)? {
-        var out: (utime: UInt64?, stime: UInt64?, starttime: UInt64?)?
-        readProcFile("/proc/self/stat", capacity: 1024) { text in
-            guard let close = text.lastIndex(of: UInt8(ascii: ")")) else { return }
-            var found: (utime: UInt64?, stime: UInt64?, starttime: UInt64?) = (nil, nil, nil)
-            var field = 2           // the command name was field 2
-            var value: UInt64 = 0
-            var inNumber = false
-            func fieldEnded() {
-                switch field {
-                case 14: found.utime = value
-                case 15: found.stime = value
-                case 22: found.starttime = value
-                default: break
-                }
-            }
-            for b in text[(close + 1)...] {
-                if b == 0x20 || b == 0x0A {
-                    if inNumber { fieldEnded() }
-                    inNumber = false
-                    continue
-                }
-                if !inNumber { field += 1; value = 0; inNumber = true }
-                if b >= 0x30 && b <= 0x39 { value = value &* 10 &+ UInt64(b - 0x30) }
-            }
-            if inNumber { fieldEnded() }
-            out = found
-        }
+    typealias StatFields = (utime: UInt64?, stime: UInt64?, starttime: UInt64?, rssPages: UInt64?)
+
+    static func statFields() -> StatFields? {
+        var out: StatFields?
+        readProcFile("/proc/self/stat", capacity: 1024) { out = parseStat($0) }
         return out
+    }
+
+    /// utime, stime, starttime and rss: fields 14, 15, 22 and 24 of /proc/PID/stat, counted after the
+    /// command name (field 2), which may itself hold spaces and parentheses: it ends at the
+    /// last ')'.
+    static func parseStat(_ text: UnsafeRawBufferPointer) -> StatFields? {
+        guard let close = text.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        var found: StatFields = (nil, nil, nil, nil)
+        var field = 2
+        var value: UInt64 = 0
+        var inNumber = false
+        func fieldEnded() {
+            switch field {
+            case 14: found.utime = value
+            case 15: found.stime = value
+            case 22: found.starttime = value
+            case 24: found.rssPages = value
+            default: break
+            }
+        }
+        for b in text[(close + 1)...] {
+            if b == 0x20 || b == 0x0A {
+                if inNumber { fieldEnded() }
+                inNumber = false
+                continue
+            }
+            if !inNumber { field += 1; value = 0; inNumber = true }
+            if b >= 0x30 && b <= 0x39 { value = value &* 10 &+ UInt64(b - 0x30) }
+        }
+        if inNumber { fieldEnded() }
+        return found
     }
 
     /// `VmRSS:     6624 kB` -> 6624.

@@ -1,7 +1,9 @@
 import Reactor
 
 /// The Prometheus text exposition format 0.0.4, appended to a byte buffer that the registry
-/// reuses from one scrape to the next.
+/// reuses from one scrape to the next. What never changes (HELP and TYPE lines, names, the
+/// label sets of known children) is rendered once, in `MetricDescriptor`s and by the families,
+/// so a scrape mostly copies bytes and writes numbers.
 /// https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format
 struct PrometheusText {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -17,36 +19,15 @@ struct PrometheusText {
 
     mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
 
-    /// `# HELP` and `# TYPE` lines; every family starts with them.
-    mutating func appendHeader(name: String, help: String, type: MetricType) {
-        append("# HELP ")
-        append(name)
-        bytes.append(0x20)
-        for b in help.utf8 {
-            switch b {
-            case 0x5C: append("\\\\")
-            case 0x0A: append("\\n")
-            default: bytes.append(b)
-            }
-        }
-        append("\n# TYPE ")
-        append(name)
-        bytes.append(0x20)
-        append(type.rawValue)
-        bytes.append(0x0A)
+    /// The family's `# HELP` and `# TYPE` lines; every family starts with them.
+    mutating func appendHeader(_ family: MetricDescriptor) {
+        bytes.append(contentsOf: family.header)
     }
 
-    mutating func appendSample(name: String, labels: [UInt8] = [], value: MetricValue) {
-        append(name)
+    /// `name{labels} value`; `labels` as `labels(names:values:)` renders them.
+    mutating func appendSample(_ family: MetricDescriptor, labels: [UInt8] = [], value: MetricValue) {
+        bytes.append(contentsOf: family.nameBytes)
         bytes.append(contentsOf: labels)
-        bytes.append(0x20)
-        appendValue(value)
-        bytes.append(0x0A)
-    }
-
-    mutating func appendSample(name: String, labelNames: [String], labelValues: [String], value: MetricValue) {
-        append(name)
-        Self.appendLabels(names: labelNames, values: labelValues, into: &bytes)
         bytes.append(0x20)
         appendValue(value)
         bytes.append(0x0A)
@@ -54,9 +35,9 @@ struct PrometheusText {
 
     /// `{a="x",b="y"}` with the values escaped (backslash, double quote, line feed); nothing
     /// for no labels.
-    static func appendLabels(names: [String], values: [String], into out: inout [UInt8]) {
-        guard !names.isEmpty else { return }
-        out.append(0x7B)
+    static func labels(names: [String], values: [String]) -> [UInt8] {
+        guard !names.isEmpty else { return [] }
+        var out: [UInt8] = [0x7B]
         for (i, name) in names.enumerated() {
             if i > 0 { out.append(0x2C) }
             out.append(contentsOf: name.utf8)
@@ -72,37 +53,63 @@ struct PrometheusText {
             out.append(0x22)
         }
         out.append(0x7D)
-    }
-
-    static func labels(names: [String], values: [String]) -> [UInt8] {
-        var out: [UInt8] = []
-        appendLabels(names: names, values: values, into: &out)
         return out
     }
 
     mutating func appendValue(_ value: MetricValue) {
         switch value {
         case .count(let n):
-            appendUnsigned(n)
+            appendDecimal(n)
         case .number(let d):
-            if d.isNaN { append("NaN") }
-            else if d.isInfinite { append(d < 0 ? "-Inf" : "+Inf") }
+            if d.isNaN { bytes.append(contentsOf: "NaN".utf8) }
+            else if d.isInfinite { bytes.append(contentsOf: (d < 0 ? "-Inf" : "+Inf").utf8) }
             // Whole numbers as integers: no "1.0", and no String made for the common case.
             else if d == d.rounded(), abs(d) < 9.0e15 {
                 if d < 0 { bytes.append(0x2D) }
-                appendUnsigned(UInt64(abs(d)))
+                appendDecimal(UInt64(abs(d)))
             } else {
-                append(d.description)   // shortest round-trip form; Go's ParseFloat reads it
+                bytes.append(contentsOf: d.description.utf8)   // shortest round-trip form; Go's ParseFloat reads it
             }
         }
     }
 
-    private mutating func appendUnsigned(_ n: UInt64) {
-        if n >= 10 { appendUnsigned(n / 10) }
-        bytes.append(UInt8(48 + n % 10))
+    private mutating func appendDecimal(_ n: UInt64) {
+        var digits = 1
+        var rest = n / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0x30, count: digits))
+        var value = n
+        for i in stride(from: start + digits - 1, through: start, by: -1) {
+            bytes[i] = UInt8(truncatingIfNeeded: 48 + value % 10)
+            value /= 10
+        }
     }
+}
 
-    private mutating func append(_ s: String) { bytes.append(contentsOf: s.utf8) }
+/// A family's fixed text, rendered once when the family is made: its name and its HELP
+/// (backslash and line feed escaped) and TYPE lines.
+struct MetricDescriptor {
+    let name: String
+    let type: PrometheusText.MetricType
+    let header: [UInt8]
+    let nameBytes: [UInt8]
+
+    init(_ name: String, help: String, type: PrometheusText.MetricType) {
+        self.name = name
+        self.type = type
+        nameBytes = Array(name.utf8)
+        var h = Array("# HELP \(name) ".utf8)
+        for b in help.utf8 {
+            switch b {
+            case 0x5C: h.append(0x5C); h.append(0x5C)
+            case 0x0A: h.append(0x5C); h.append(0x6E)
+            default: h.append(b)
+            }
+        }
+        h.append(contentsOf: "\n# TYPE \(name) \(type.rawValue)\n".utf8)
+        header = h
+    }
 }
 
 /// A sample's value: counters are whole numbers (exact up to 2^64), the rest doubles.

@@ -14,7 +14,7 @@ extension Telemetry {
             "memory": .object([
                 "rss_bytes": count(p.residentBytes),
                 "peak_rss_bytes": count(p.peakResidentBytes),
-                "heap_bytes": .int(p.heapBytes),
+                "heap_bytes": count(p.heapBytes),
             ]),
             "cpu": .object([
                 "user_seconds": seconds(p.userCPUSeconds),

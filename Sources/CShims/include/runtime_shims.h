@@ -9,6 +9,4 @@ uint64_t shim_heap_in_use_bytes(void);
 // Sets up a 2-entry io_uring and closes it at once: 0 when that works, else -errno
 // (-ENOSYS without kernel support, -EPERM when seccomp or io_uring_disabled forbids it).
 int shim_io_uring_probe(void);
-// Clock ticks per second (for /proc/self/stat's CPU times).
-long shim_clock_ticks(void);
 #endif
