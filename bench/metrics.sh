@@ -9,7 +9,8 @@ source bench/common.sh
 DURATION=${BENCH_SECONDS:-3}
 
 AP=$(free_port); adir=$(mktemp -d)
-printf 'pipeops:\n  api_url: ""\nagent:\n  port: %s\ntunnel:\n  enabled: true\nstate:\n  path: %s/state.json\n' "$AP" "$adir" > "$adir/agent.yaml"
+# server.rate_limit 0: the per-address limit (default 50/s) would answer wrk with 429s.
+printf 'pipeops:\n  api_url: ""\nagent:\n  port: %s\nserver:\n  rate_limit: 0\ntunnel:\n  enabled: true\nstate:\n  path: %s/state.json\n' "$AP" "$adir" > "$adir/agent.yaml"
 "$BIN/pipeops-agent" --config "$adir/agent.yaml" --log-level warning --log-format json >/dev/null 2>"$adir/agent.log" &
 agent=$!; pids+=($agent)
 wait_port "$AP"

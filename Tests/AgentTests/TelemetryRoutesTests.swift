@@ -17,6 +17,7 @@ final class TelemetryRoutesTests: XCTestCase {
         config.agent.port = 0
         config.tunnel.enabled = false
         config.state.path = "/tmp/pipeops-agent-telemetry-\(getpid())/state.json"
+        config.server.apiToken = Self.token
         configure(&config)
         agent = try Agent(loop: loop, config: config, environment: [:])
         agent.start()
@@ -33,9 +34,14 @@ final class TelemetryRoutesTests: XCTestCase {
         loop = nil
     }
 
-    private func get(_ path: String) throws -> HTTPClientResponse {
+    static let token = "telemetry-test-token"
+
+    /// A GET with the API token (`/api/*` needs it), or without when `token` is nil.
+    private func get(_ path: String, token: String? = TelemetryRoutesTests.token) throws -> HTTPClientResponse {
         var result: Result<HTTPClientResponse, ConnectionError>?
-        let request = try HTTPClientRequest(url: "http://127.0.0.1:\(try XCTUnwrap(agent.server).port)\(path)")
+        var headers = HTTPHeaders()
+        if let token { headers.add("Authorization", "Bearer \(token)") }
+        let request = try HTTPClientRequest(url: "http://127.0.0.1:\(try XCTUnwrap(agent.server).port)\(path)", headers: headers)
         agent.httpClient.fetch(request, timeout: .seconds(10)) { result = $0 }
         XCTAssertTrue(loop.run(until: { result != nil }, timeout: .seconds(15)), "GET \(path)")
         return try XCTUnwrap(result).get()
@@ -59,19 +65,25 @@ final class TelemetryRoutesTests: XCTestCase {
         XCTAssertEqual(try get("/health").status, 200)
         XCTAssertEqual(try get("/no/such/path?x=1").status, 404)
         XCTAssertEqual(try get("/another-unknown").status, 404)
-        let first = try get("/metrics")
+        // Refused by the access check, counted under the route it was for.
+        XCTAssertEqual(try get("/api/metrics/runtime", token: nil).status, 401)
+        XCTAssertEqual(try get("/api/metrics/runtime", token: "wrong").status, 401)
+        XCTAssertEqual(try get("/api/no-such-thing", token: nil).status, 401)
+        let first = try get("/metrics", token: nil)
         XCTAssertEqual(first.status, 200)
         XCTAssertEqual(first.headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8")
         XCTAssertEqual(samples(first.bodyText, "pipeops_http_requests_total"), [
             #"pipeops_http_requests_total{endpoint="/health",code="200"} 2"#,
             #"pipeops_http_requests_total{endpoint="other",code="404"} 2"#,
+            #"pipeops_http_requests_total{endpoint="/api/metrics/runtime",code="401"} 2"#,
+            #"pipeops_http_requests_total{endpoint="other",code="401"} 1"#,
         ])
         let second = try get("/metrics").bodyText
         XCTAssertTrue(samples(second, "pipeops_http_requests_total").contains(#"pipeops_http_requests_total{endpoint="/metrics",code="200"} 1"#), second)
     }
 
-    /// Every name agent-http-api.md lists is there with HELP and TYPE, and the Kubernetes and
-    /// realtime hooks feed theirs.
+    /// Every name agent-http-api.md lists is there with HELP and TYPE, and what the Kubernetes
+    /// client and the realtime clients say shows in theirs.
     func testEveryDocumentedNameHasHelpTypeAndTheHooksFeedTheirs() throws {
         try startAgent()
         let text = try get("/metrics").bodyText
@@ -95,10 +107,9 @@ final class TelemetryRoutesTests: XCTestCase {
         telemetry.recordKubernetesCall(verb: "list", code: 200)
         telemetry.recordKubernetesCall(verb: "list", code: 200)
         telemetry.recordKubernetesCall(verb: "watch", code: 0)
-        telemetry.clusterNodes = 3
-        telemetry.clusterPods = 41
-        telemetry.webSocketClients = { 4 }
-        telemetry.sseClients = { 2 }
+        agent.kubernetesSummary = { KubernetesSummary(available: true, nodes: 3, pods: 41) }
+        for _ in 0..<4 { XCTAssertTrue(agent.realtimeClients.open(.webSocket)) }
+        for _ in 0..<2 { XCTAssertTrue(agent.realtimeClients.open(.eventStream)) }
         let fed = try get("/metrics").bodyText
         XCTAssertEqual(samples(fed, "pipeops_kubernetes_api_calls_total"), [
             #"pipeops_kubernetes_api_calls_total{verb="list",code="200"} 2"#,
@@ -159,30 +170,35 @@ final class TelemetryRoutesTests: XCTestCase {
         XCTAssertEqual(features["metrics"] as? Bool, true)
         XCTAssertEqual(features["runtime_metrics"] as? Bool, true)
         XCTAssertEqual(features["kubernetes"] as? Bool, false)
-        // No hub, SSE or dashboard routes in this build of the server: not claimed.
-        for f in ["websocket", "sse", "dashboard", "log_streaming"] { XCTAssertEqual(features[f] as? Bool, false, f) }
+        // The hub and SSE routes are installed (on by default); no dashboard route yet: not claimed.
+        for f in ["websocket", "sse", "log_streaming"] { XCTAssertEqual(features[f] as? Bool, true, f) }
+        XCTAssertEqual(features["dashboard"] as? Bool, false)
         XCTAssertNotNil(features["io_uring"] as? Bool)
         let version = try XCTUnwrap(first["feature_version"] as? String)
         XCTAssertTrue(version.hasPrefix(AgentVersion.version + "+"), version)
         XCTAssertEqual(try json("/api/status/features")["feature_version"] as? String, version)
 
-        agent.telemetry.kubernetesConfigured = { true }
+        agent.kubernetesSummary = { KubernetesSummary(available: true) }
         let second = try json("/api/status/features")
         XCTAssertEqual((second["features"] as? [String: Any])?["kubernetes"] as? Bool, true)
         XCTAssertNotEqual(second["feature_version"] as? String, version)
     }
 
-    /// `features.runtime_metrics: false` leaves the route out, and the features say so. An idle
+    /// `features.runtime_metrics: false` leaves the route out, and the features say so (as they
+    /// do for a WebSocket hub switched off). An idle
     /// chisel tunnel (no control plane asks for it here) is a tunnel with its mode and forwards,
     /// whose per-forward metrics read 0.
     func testSwitchedOffRuntimeMetricsAreNotServedAndAnIdleTunnelIsReported() throws {
         try startAgent { config in
             config.features.runtimeMetrics = false
+            config.server.enableWebSocket = false
             config.tunnel.enabled = true
         }
         XCTAssertEqual(try get("/api/metrics/runtime").status, 404)
         let features = try XCTUnwrap(try json("/api/status/features")["features"] as? [String: Any])
         XCTAssertEqual(features["runtime_metrics"] as? Bool, false)
+        XCTAssertEqual(features["websocket"] as? Bool, false)
+        XCTAssertEqual(features["sse"] as? Bool, true)
         XCTAssertEqual(features["tunnel"] as? Bool, true)
         XCTAssertEqual(features["tunnel_mode"] as? String, "chisel")
         XCTAssertEqual(features["multi_port_forward"] as? Bool, true)

@@ -1,8 +1,10 @@
 import Reactor
 
 /// `/metrics`, `/api/metrics/runtime` and `/api/status/features` (agent-http-api.md), read
-/// from the agent's Telemetry. Access checks are the router's middleware, not these routes'.
-/// `features.runtime_metrics` and `features.feature_detection` off leave their routes out.
+/// from the agent's Telemetry, whose runtime and features objects also go into
+/// `/api/health/detailed`, the hub's `status` and its `metrics` pushes. Access checks are the
+/// router's admit step, not these routes'. `features.runtime_metrics` and
+/// `features.feature_detection` off leave their routes out (the objects stay in the others).
 struct TelemetryRoutes {
     unowned let agent: Agent
 
@@ -10,6 +12,8 @@ struct TelemetryRoutes {
         let telemetry = agent.telemetry
         telemetry.router = router
         telemetry.registerAgentMetrics(agent)
+        agent.runtimeJSON = { [unowned agent] in telemetry.runtimeReport(agent) }
+        agent.featuresJSON = { [unowned agent] in .object(telemetry.detectFeatures(agent)) }
         router.add("GET", "/metrics") { _, responder in
             telemetry.registry.withRendered { responder.send(200, contentType: PrometheusText.contentType, body: $0) }
         }

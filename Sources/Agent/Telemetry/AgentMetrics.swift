@@ -9,16 +9,16 @@ extension Telemetry {
                           help: "1 while the agent runs and is registered with the control plane (or runs standalone), else 0.",
                           type: .gauge) { [unowned agent] in .bool(agent.controlPlane?.isRegistered ?? true) }
         registry.register("pipeops_websocket_connections", help: "Open WebSocket connections to the agent's hub (/ws).",
-                          type: .gauge) { [unowned self] in .int(self.webSocketClients()) }
+                          type: .gauge) { [unowned agent] in .int(agent.realtimeClients.webSockets) }
         registry.register("pipeops_sse_connections", help: "Open Server-Sent Event streams (/api/realtime/*).",
-                          type: .gauge) { [unowned self] in .int(self.sseClients()) }
+                          type: .gauge) { [unowned agent] in .int(agent.realtimeClients.eventStreams) }
         registry.register(httpRequests)
         registry.register("pipeops_cluster_nodes_total",
                           help: "Nodes in the cluster as the agent's Kubernetes client last counted them; 0 while the agent has no Kubernetes client. Untyped: a count, not a counter.",
-                          type: .untyped) { [unowned self] in .int(self.clusterNodes) }
+                          type: .untyped) { [unowned agent] in .int(agent.kubernetesSummary().nodes ?? 0) }
         registry.register("pipeops_cluster_pods_total",
                           help: "Pods in the cluster as the agent's Kubernetes client last counted them; 0 while the agent has no Kubernetes client. Untyped: a count, not a counter.",
-                          type: .untyped) { [unowned self] in .int(self.clusterPods) }
+                          type: .untyped) { [unowned agent] in .int(agent.kubernetesSummary().pods ?? 0) }
         registry.register("pipeops_agent_uptime_seconds", help: "Seconds since the agent started.",
                           type: .gauge) { [unowned self] in .number(self.uptime.seconds) }
         registry.register(kubernetesCalls)

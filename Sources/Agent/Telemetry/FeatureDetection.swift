@@ -18,7 +18,7 @@ extension Telemetry {
             JSONMember("sse", .bool(config.server.enableSSE && served("/api/realtime/events"))),
             JSONMember("dashboard", .bool(config.server.enableDashboard && served("/dashboard"))),
             JSONMember("log_streaming", .bool(config.server.enableSSE && served("/api/realtime/logs"))),
-            JSONMember("kubernetes", .bool(kubernetesConfigured())),
+            JSONMember("kubernetes", .bool(agent.kubernetesSummary().available)),
             JSONMember("metrics", .bool(served("/metrics"))),
             JSONMember("metrics_auth", .bool(config.server.metricsAuth)),
             JSONMember("runtime_metrics", .bool(served("/api/metrics/runtime"))),

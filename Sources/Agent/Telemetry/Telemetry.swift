@@ -1,27 +1,15 @@
 import CShims
 import Reactor
 
-/// The agent's numbers about itself and the points where other parts feed it: the HTTP server
-/// reports each answer here, and the WebSocket hub, the SSE streams and the Kubernetes client
-/// (when they exist) plug their counts in. `/metrics`, `/api/metrics/runtime` and
-/// `/api/status/features` read from it.
+/// The agent's numbers about itself: the HTTP server reports each answer here, the Kubernetes
+/// client (once there is one) each API call; everything else is read from the agent when asked
+/// (realtime clients, the Kubernetes summary, the tunnel, /proc). `/metrics`,
+/// `/api/metrics/runtime` and `/api/status/features` are built from it.
 public final class Telemetry {
     /// When the agent started (monotonic, for uptime) and the process (wall clock, seconds).
     let startedAt = Deadline.now()
     let processStartTime: Double? = ProcessStats.startTimeSeconds()
     let registry = MetricsRegistry()
-
-    // MARK: Wiring points (defaults stand for "this part does not exist in this build")
-
-    /// Open WebSocket hub clients (`pipeops_websocket_connections`).
-    public var webSocketClients: () -> Int = { 0 }
-    /// Open SSE streams (`pipeops_sse_connections`).
-    public var sseClients: () -> Int = { 0 }
-    /// Whether a Kubernetes client is configured (the `kubernetes` feature).
-    public var kubernetesConfigured: () -> Bool = { false }
-    /// Cluster size as the Kubernetes client last counted it; 0 until one does.
-    public var clusterNodes = 0
-    public var clusterPods = 0
 
     /// The router the agent serves, to tell which routes (features) are installed.
     weak var router: HTTPRouter?

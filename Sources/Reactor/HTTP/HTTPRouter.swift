@@ -91,17 +91,18 @@ public final class HTTPRouter {
     }
 
     public func handle(_ request: HTTPRequest, _ responder: HTTPResponder) {
-        if let admit, !admit(request, responder) { return }
         let path = request.path
         var route = exact[String(path)]
         if route == nil {
             for p in prefixes where path.hasPrefix(p.prefix) { route = p.route; break }
         }
+        // Tagged before the access checks, so a 401 or 429 is reported under its route.
+        if let route { responder.connection?.route = route.pattern }
+        if let admit, !admit(request, responder) { return }
         guard let route else {
             responder.sendError(404, "not found: \(path)")
             return
         }
-        responder.connection?.route = route.pattern
         guard let handler = route.handler(for: request.method) else {
             var h = HTTPHeaders()
             h.add("Allow", route.allow)
