@@ -381,6 +381,11 @@ users:
         r.raise_for_status()
         return r.json()
 
+    def control_get(self, action: str) -> Any:
+        r = requests.get(f"{self.url}/_test/{action}", verify=self.ca, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
     def stop(self) -> None:
         terminate(self.proc)
         self.log.close()

@@ -7,6 +7,7 @@ import subprocess
 import requests
 
 from harness import echo_roundtrip, free_port, pattern, wait_for
+from test_kubernetes import kube_yaml, kubectl_counts
 from test_tunnel import up_tunnel
 
 DOCUMENTED = [
@@ -61,7 +62,7 @@ def test_promtool_accepts_the_live_metrics_with_every_documented_name(cp, echo, 
         assert f"# HELP {name} " in text and f"# TYPE {name} " in text, name
     samples = scrape(agent)
     assert sample(samples, "pipeops_http_requests_total", endpoint="/health", code="200") == 1
-    assert sample(samples, "pipeops_http_requests_total", endpoint="other", code="404") == 1
+    assert sample(samples, "pipeops_http_requests_total", endpoint="other", code="401") == 1   # no token: 401 before 404
     assert sample(samples, "pipeops_agent_status") == 1   # registered
     assert sample(samples, "pipeops_tunnel_up") == 1
 
@@ -130,3 +131,32 @@ def test_prometheus_scrapes_the_agent_and_sees_the_bytes_sent_through_the_tunnel
     assert prom.wait_value('pipeops_http_requests_total{endpoint="/metrics",code="200"}', lambda v: v >= 1) >= 1
     held.close()
     assert requests.get(f"{prom.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"][0]["health"] == "up"
+
+
+def kubernetes_calls(samples: dict) -> dict:
+    """{(verb, code): count} of pipeops_kubernetes_api_calls_total."""
+    return {(dict(l)["verb"], dict(l)["code"]): v for (n, l), v in samples.items() if n == "pipeops_kubernetes_api_calls_total"}
+
+
+def test_kubernetes_metrics_follow_the_api_server_the_agent_watches(cp, kube, agents):
+    agent = agents(cp.api_url, {"agent-http": "127.0.0.1:1"}, extra_yaml=kube_yaml(kube.kubeconfig()))
+    nodes, pods = kubectl_counts(kube)
+    s = wait_for(lambda: (lambda s: s if s.get(("pipeops_cluster_nodes_total", frozenset())) == nodes else None)(scrape(agent)),
+                 what=f"pipeops_cluster_nodes_total == {nodes}")
+    assert sample(s, "pipeops_cluster_pods_total") == pods
+    # Every request the API server saw from the agent is one counted call (by the head's status).
+    def agent_requests() -> int:
+        return len([r for r in kube.control_get("requests") if r["user_agent"].startswith("pipeops-agent/")])
+    wait_for(lambda: sum(kubernetes_calls(scrape(agent)).values()) == agent_requests(), what="calls == the server's requests")
+    calls = kubernetes_calls(scrape(agent))
+    assert {v for v, _ in calls} <= {"get", "list", "watch"} and ("list", "200") in calls and ("watch", "200") in calls
+    # Two injected 503s on the next requests (the watches are ended, so the agent asks again).
+    kube.control("fail", {"status": 503, "count": 2})
+    kube.control("end-watches")
+    wait_for(lambda: sum(v for (_, code), v in kubernetes_calls(scrape(agent)).items() if code == "503") == 2,
+             what="two calls counted with code 503")
+    kube.kubectl("delete", "node", "node-1")
+    wait_for(lambda: sample(scrape(agent), "pipeops_cluster_nodes_total") == nodes - 1, what="one node fewer")
+    text = agent.get("/metrics").text
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, f"promtool: {check.stdout}{check.stderr}\n{text}"

@@ -14,14 +14,14 @@ extension Telemetry {
                           type: .gauge) { [unowned agent] in .int(agent.realtimeClients.eventStreams) }
         registry.register(httpRequests)
         registry.register("pipeops_cluster_nodes_total",
-                          help: "Nodes in the cluster as the agent's Kubernetes client last counted them; 0 while the agent has no Kubernetes client. Untyped: a count, not a counter.",
-                          type: .untyped) { [unowned agent] in .int(agent.kubernetesSummary().nodes ?? 0) }
+                          help: "Nodes in the cluster as the agent's Kubernetes client sees them; no sample before its first sync or without a client. Untyped: a count, not a counter.",
+                          type: .untyped) { [unowned agent] in agent.kubernetesSummary().nodes.map { .int($0) } }
         registry.register("pipeops_cluster_pods_total",
-                          help: "Pods in the cluster as the agent's Kubernetes client last counted them; 0 while the agent has no Kubernetes client. Untyped: a count, not a counter.",
-                          type: .untyped) { [unowned agent] in .int(agent.kubernetesSummary().pods ?? 0) }
+                          help: "Pods in the cluster as the agent's Kubernetes client sees them; no sample before its first sync or without a client. Untyped: a count, not a counter.",
+                          type: .untyped) { [unowned agent] in agent.kubernetesSummary().pods.map { .int($0) } }
         registry.register("pipeops_agent_uptime_seconds", help: "Seconds since the agent started.",
                           type: .gauge) { [unowned self] in .number(self.uptime.seconds) }
-        registry.register(kubernetesCalls)
+        registry.register(KubernetesCallMetrics(agent: agent))
         registry.register(TunnelMetrics(agent: agent))
         registry.register(ProcessMetrics(startTime: processStartTime))
     }
@@ -81,6 +81,32 @@ final class TunnelMetrics: MetricCollector {
         }
         text.appendHeader(dialErrors)
         for f in forwards { text.appendSample(dialErrors, labels: f.labels.forward, value: .count(f.stats.dialErrors)) }
+    }
+}
+
+/// `pipeops_kubernetes_api_calls_total{verb,code}` as the Kubernetes client counts its calls
+/// (`code` is the HTTP status, `error` when no answer came); no samples before the first call.
+final class KubernetesCallMetrics: MetricCollector {
+    unowned let agent: Agent
+    let calls = MetricDescriptor("pipeops_kubernetes_api_calls_total",
+                                 help: "Kubernetes API calls by verb and status code (\"error\" when no answer came).", type: .counter)
+    struct Key: Hashable {
+        var verb: String
+        var code: String
+    }
+    /// Label sets rendered once per (verb, code): both come from small fixed sets.
+    private var labels: [Key: [UInt8]] = [:]
+
+    init(agent: Agent) { self.agent = agent }
+
+    func collect(into text: inout PrometheusText) {
+        text.appendHeader(calls)
+        for c in agent.kubernetes?.apiCalls ?? [] {
+            let key = Key(verb: c.verb, code: c.code)
+            let l = labels[key] ?? PrometheusText.labels(names: ["verb", "code"], values: [c.verb, c.code])
+            labels[key] = l
+            text.appendSample(calls, labels: l, value: .int(c.count))
+        }
     }
 }
 

@@ -15,8 +15,8 @@ final class MetricsRegistry {
         collectors.append(collector)
     }
 
-    /// One unlabelled metric whose value is read at scrape time.
-    func register(_ name: String, help: String, type: PrometheusText.MetricType, value: @escaping () -> MetricValue) {
+    /// One unlabelled metric whose value is read at scrape time (nil: no sample, only the header).
+    func register(_ name: String, help: String, type: PrometheusText.MetricType, value: @escaping () -> MetricValue?) {
         register(ComputedMetric(name: name, help: help, type: type, value: value))
     }
 
@@ -33,18 +33,19 @@ final class MetricsRegistry {
     }
 }
 
-/// An unlabelled metric whose value is read when scraped.
+/// An unlabelled metric whose value is read when scraped; a nil value (not known yet) leaves
+/// the sample out rather than report a made-up 0.
 final class ComputedMetric: MetricCollector {
     let family: MetricDescriptor
-    let value: () -> MetricValue
+    let value: () -> MetricValue?
 
-    init(name: String, help: String, type: PrometheusText.MetricType, value: @escaping () -> MetricValue) {
+    init(name: String, help: String, type: PrometheusText.MetricType, value: @escaping () -> MetricValue?) {
         family = MetricDescriptor(name, help: help, type: type)
         self.value = value
     }
 
     func collect(into text: inout PrometheusText) {
         text.appendHeader(family)
-        text.appendSample(family, value: value())
+        if let v = value() { text.appendSample(family, value: v) }
     }
 }
