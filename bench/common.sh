@@ -21,3 +21,27 @@ start_standalone_agent() {
 # Waits until something listens on 127.0.0.1:$1 without connecting to it (a probe connection
 # would reach the service behind a forward, and iperf3 takes it for a test).
 wait_listen() { for _ in $(seq 200); do ss -Hltn "sport = :$1" | grep -q . && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
+# nginx with one worker, no access log and endless keep-alive, serving the `server { … }` block
+# $2 from folder $1 (its config, pid and error log go there); prints its PID.
+start_nginx() {
+  local dir=$1 server=$2
+  cat > "$dir/nginx.conf" <<NGINX
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  default_type text/plain;
+  $server
+}
+NGINX
+  nginx -c "$dir/nginx.conf" -g 'daemon off;' >/dev/null 2>&1 &
+  echo $!
+}
+# Requests per second under wrk (one thread, $1 connections) on URL $2 for DURATION seconds.
+rps() { wrk -t1 -c"$1" -d"${DURATION:-3}s" "$2" | awk '/Requests\/sec/ {print $2}'; }
+# The median of the numbers on stdin (separated by blanks). This machine's speed drifts, so
+# harnesses let the servers they compare take turns and compare medians.
+med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -6,27 +6,14 @@ cd "$(dirname "$0")/.."
 source bench/common.sh
 DURATION=${BENCH_SECONDS:-3}
 
-NP=$(free_port); ndir=$(mktemp -d)
-cat > "$ndir/nginx.conf" <<NGINX
-worker_processes 1;
-pid $ndir/nginx.pid;
-error_log $ndir/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$NP; location / { return 200 'ok'; } }
-}
-NGINX
-nginx -c "$ndir/nginx.conf" -g 'daemon off;' & pids+=($!)
+NP=$(free_port)
+pids+=("$(start_nginx "$(mktemp -d)" "server { listen 127.0.0.1:$NP; location / { return 200 'ok'; } }")")
 AP=$(free_port)
 agent=$(start_standalone_agent "$AP"); pids+=($agent)
 wait_port "$NP"; wait_port "$AP"
 
-rps() { wrk -t1 -c"$1" -d"${DURATION}s" "$2" | awk '/Requests\/sec/ {print $2}'; }
-# This machine's speed drifts, so the two servers take turns, ROUNDS times; medians are compared.
+# The two servers take turns, ROUNDS times; medians are compared.
 ROUNDS=${BENCH_ROUNDS:-3}
-med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A R
 for c in 1 100; do
   n=""; a=""

@@ -20,26 +20,12 @@ NP=$(free_port); ndir=$(mktemp -d)
 curl -sf "http://127.0.0.1:$AP/metrics" > "$ndir/metrics"
 BYTES=$(stat -c %s "$ndir/metrics")
 chmod 755 "$ndir"; chmod 644 "$ndir/metrics"   # nginx's workers read it as an unprivileged user
-cat > "$ndir/nginx.conf" <<NGINX
-worker_processes 1;
-pid $ndir/nginx.pid;
-error_log $ndir/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  default_type text/plain;
-  server { listen 127.0.0.1:$NP; root $ndir; location = /metrics { } }
-}
-NGINX
-nginx -c "$ndir/nginx.conf" -g 'daemon off;' & pids+=($!)
+pids+=("$(start_nginx "$ndir" "server { listen 127.0.0.1:$NP; root $ndir; location = /metrics { } }")")
 wait_port "$NP"
 [ "$(curl -sf "http://127.0.0.1:$NP/metrics" | wc -c)" = "$BYTES" ] || { echo "nginx does not serve the copy" >&2; exit 1; }
 
-rps() { wrk -t1 -c"$1" -d"${DURATION}s" "$2" | awk '/Requests\/sec/ {print $2}'; }
-# This machine's speed drifts, so the two servers take turns, ROUNDS times; medians are compared.
+# The two servers take turns, ROUNDS times; medians are compared.
 ROUNDS=${BENCH_ROUNDS:-3}
-med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A R
 for c in 1 10; do
   n=""; a=""
