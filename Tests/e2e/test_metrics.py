@@ -1,5 +1,7 @@
 """End to end: the agent's /metrics read by promtool (Debian's `prometheus` package) and scraped by a
-real Prometheus server, with traffic sent through the chisel tunnel of the control-plane test double."""
+real Prometheus server, with traffic sent through the tunnel (tests taking `tunnel_cp` run with the
+double's chisel server and with `pipeops-agent tunnel-server`), and the Kubernetes metrics against
+the Kubernetes API test server."""
 
 import socket
 import subprocess
@@ -67,7 +69,8 @@ def test_promtool_accepts_the_live_metrics_with_every_documented_name(cp, echo, 
     assert sample(samples, "pipeops_tunnel_up") == 1
 
 
-def test_tunnel_counters_count_open_connections_dial_errors_and_survive_a_reconnect(cp, echo, agents):
+def test_tunnel_counters_count_open_connections_dial_errors_and_survive_a_reconnect(tunnel_cp, echo, agents):
+    cp = tunnel_cp
     closed = free_port()   # nothing listens here: every tunnelled connection to it is a dial error
     agent = agents(cp.api_url, {"kubernetes-api": f"127.0.0.1:{echo.port}", "kubelet-metrics": f"127.0.0.1:{closed}"})
     k8s, kubelet = free_port(), free_port()
@@ -98,9 +101,9 @@ def test_tunnel_counters_count_open_connections_dial_errors_and_survive_a_reconn
     assert sample(s, "pipeops_tunnel_connections_total", forward="kubelet-metrics") == 0
     assert sample(s, "pipeops_tunnel_reconnects_total") == 0
     # The tunnel server goes away with the connection open: the session ends, the counts stay.
-    cp.post("/_test/tunnel/stop")
+    cp.stop_tunnel()
     wait_for(lambda: sample(scrape(agent), "pipeops_tunnel_up") == 0, what="tunnel down")
-    cp.post("/_test/tunnel/start")
+    cp.start_tunnel()
     cp.wait_ports({k8s, kubelet})
     wait_for(lambda: sample(scrape(agent), "pipeops_tunnel_up") == 1, what="tunnel up again")
     conn.close()
@@ -111,7 +114,8 @@ def test_tunnel_counters_count_open_connections_dial_errors_and_survive_a_reconn
     assert sample(s, "pipeops_tunnel_connections_total", forward="kubernetes-api") == 2
 
 
-def test_prometheus_scrapes_the_agent_and_sees_the_bytes_sent_through_the_tunnel(cp, echo, agents, prometheus):
+def test_prometheus_scrapes_the_agent_and_sees_the_bytes_sent_through_the_tunnel(tunnel_cp, echo, agents, prometheus):
+    cp = tunnel_cp
     agent = agents(cp.api_url, {"kubernetes-api": f"127.0.0.1:{echo.port}"})
     port = free_port()
     up_tunnel(cp, agent, {"kubernetes-api": port})
