@@ -29,6 +29,7 @@ public final class Agent {
     let logStream: LogStream?
     private(set) var access: AccessPolicy?
     private var healthUpdateTimer: LoopTimer?
+    private var clusterPushTimer: LoopTimer?
     let startNanoseconds = shim_realtime_ns()
     /// The cluster as the Kubernetes client sees it (a stand-in until one is configured).
     var kubernetesSummary: () -> KubernetesSummary = { KubernetesSummary() }
@@ -83,6 +84,7 @@ public final class Agent {
         if let k = kubernetes {
             kubernetesSummary = { k.summary }
             k.onEvent = { [bus] event in bus.publish("kubernetes_event", event.json) }
+            k.onChange = { [weak self] in self?.clusterChanged() }
             if k.client != nil { followPodLog = { request, onLine, onEnd in k.followLog(request, onLine: onLine, onEnd: onEnd) } }
         }
     }
@@ -155,6 +157,16 @@ public final class Agent {
         if let t = config.server.apiToken, !t.isEmpty { return t }
         if let t = state.clusterToken, !t.isEmpty { return t }
         return config.pipeops.token
+    }
+
+    /// Nodes or pods changed: hub clients get a fresh `status`, at most once a second (a
+    /// rollout changes many pods at once).
+    private func clusterChanged() {
+        guard clusterPushTimer == nil, hub?.connectionCount ?? 0 > 0 else { return }
+        clusterPushTimer = loop.schedule(in: .seconds(1)) { [weak self] in
+            self?.clusterPushTimer = nil
+            self?.hub?.pushStatus()
+        }
     }
 
     /// `health_update` every `realtime.sse_heartbeat`, for live clients that want a pulse.

@@ -4,6 +4,7 @@ and reporting it (/ready, heartbeats), and kubectl reaching that server through 
 import json
 import subprocess
 import threading
+import time
 
 from harness import KUBE_TOKEN, free_port, wait_for
 
@@ -123,6 +124,12 @@ def test_pod_logs_follow_over_the_hub_and_sse_and_events_are_pushed(cp, kube, ag
         kube.kubectl("patch", "pod", "app-0", "-n", "default", "--type", "merge", "-p", '{"status":{"phase":"Succeeded"}}')
         end = recv_type(ws, "logs_end", timeout=30)
         assert end["data"]["pod"] == "app-0"
+        # The phase change reaches the hub's clients as a fresh status, without asking.
+        deadline = time.monotonic() + 20
+        phases = {}
+        while phases.get("Succeeded") != 1 and time.monotonic() < deadline:
+            phases = recv_type(ws, "status", timeout=20)["data"]["kubernetes"]["pods_by_phase"]
+        assert phases.get("Succeeded") == 1, phases
     # SSE: the first line, a line written while following, then the end with the pod.
     sse.wait("log", lambda d: d["line"] == "sse-one")
     kube.control("logs", {"namespace": "default", "pod": "app-2", "lines": ["sse-two"]})

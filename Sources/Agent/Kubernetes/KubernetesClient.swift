@@ -29,7 +29,8 @@ final class KubernetesClient {
     let http: HTTPClient
     let token: BearerToken
     let logger: Logger
-    /// Hears every call: the lead's `/metrics` counter hooks in here.
+    /// Hears every call as it finishes (the order of calls, for tests); `/metrics` reads the
+    /// totals in `calls` when it is scraped.
     var onAPICall: ((_ verb: String, _ code: String) -> Void)?
     private(set) var calls: [CallKey: Int] = [:]
     /// The latest outcome of any call: nil after a 2xx head, else why the last call failed.

@@ -11,12 +11,13 @@ import Reactor
 ///   services, namespaces watched, last error: `/api/health/detailed`'s kubernetes section
 ///   (`snapshot.json`), the dashboard's cluster panel, `pipeops_cluster_nodes_total` and
 ///   `pipeops_cluster_pods_total` (use `clusterCounts`, nil until synced).
-/// * `onAPICall(verb, code)` — once per finished API call (`code` is the HTTP status or
-///   `error`): `pipeops_kubernetes_api_calls_total{verb,code}`. `apiCalls` holds the same
-///   counts for a first scrape.
+/// * `apiCalls` — calls by verb and code (`code` is the HTTP status or `error`), read at
+///   scrape time for `pipeops_kubernetes_api_calls_total{verb,code}`; `onAPICall(verb, code)`
+///   hears each call as it finishes.
 /// * `onEvent(KubernetesEvent)` — each cluster event added or updated after the first sync:
 ///   `kubernetes_event` on the WebSocket hub and SSE (`event.json` is the message's data).
-/// * `onChange()` — a node or pod was added, changed or removed (throttle before pushing).
+/// * `onChange()` — a node or pod was added, changed or removed (the agent pushes a fresh
+///   `status` to hub clients, at most once a second).
 /// * `followPodLog(...)` — a pod's log followed line by line, with `pause`/`resume`/`cancel`
 ///   on the returned `PodLogStream` for the hub's `logs` command and `/api/realtime/logs`.
 /// * `readiness` — `/ready`'s `kubernetes` check; `version`, `serviceAccountToken` and

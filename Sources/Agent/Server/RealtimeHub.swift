@@ -103,6 +103,13 @@ final class RealtimeHub {
         }
     }
 
+    /// A fresh `status` to every client (the cluster changed), encoded once.
+    func pushStatus() {
+        guard !connections.isEmpty else { return }
+        let text = Self.message(type: "status", id: nil, timestamp: Self.now(), dataJSON: status().text())
+        for c in connections.values { c.sendRaw(text) }
+    }
+
     private func pushMetrics() {
         let listeners = connections.values.filter { $0.topics.contains(.metrics) }
         guard !listeners.isEmpty else { return }
