@@ -225,7 +225,7 @@ class Agent:
     def __init__(self, tmp: str, api_url: str, forwards: dict[str, str | dict], port: int | None = None,
                  extra_yaml: str = "", env: dict[str, str] | None = None, name: str = "agent",
                  tunnel_yaml: str = "", token: str | None = TOKEN, tunnel_enabled: bool = True,
-                 cluster_name: str = "e2e-cluster"):
+                 cluster_name: str = "e2e-cluster", log_level: str = "debug"):
         """`forwards`: name -> local_addr, or name -> {key: value} for more keys (remote_port...).
         `tunnel_yaml`: more keys under `tunnel:`, indented by two spaces. `token=None` leaves it out.
         Names are written as YAML double-quoted strings: no `"` or `\\` in them."""
@@ -261,6 +261,7 @@ tunnel:
   path: "{self.state_path}"
 {extra_yaml}""")
         self.env = env or {}
+        self.log_level = log_level
         self._spawn()
 
     def _spawn(self) -> None:
@@ -276,7 +277,7 @@ tunnel:
         e["HOME"] = self.tmp
         e.update(self.env)
         self.proc = subprocess.Popen([agent_binary(), "--config", self.config_path, "--log-format", "json",
-                                      "--log-level", "debug"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      "--log-level", self.log_level], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env=e)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -285,7 +286,7 @@ tunnel:
     def again(cls, old: "Agent") -> "Agent":
         a = cls.__new__(cls)
         a.port, a.tmp, a.state_path, a.config_path = old.port, old.tmp, old.state_path, old.config_path
-        a.env = old.env
+        a.env, a.log_level = old.env, old.log_level
         a._spawn()
         return a
 
