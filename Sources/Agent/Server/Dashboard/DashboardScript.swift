@@ -128,6 +128,7 @@ enum DashboardScript {
     renderTunnel(s.tunnel);
     renderCluster(s.kubernetes);
     renderFeatures(s.features);
+    if (typeof a.uptime_seconds === 'number') uptime = { seconds: a.uptime_seconds, at: Date.now() };
     renderMetrics(s.runtime, null);
   }
 
@@ -197,28 +198,33 @@ enum DashboardScript {
     if (!runtime) return;
     if (typeof runtime.uptime_seconds === 'number') uptime = { seconds: runtime.uptime_seconds, at };
     const mem = runtime.memory || {}, cpu = runtime.cpu || {}, fds = runtime.fds || {}, loop = runtime.loop || {};
-    const cpuSeconds = (cpu.user_seconds || 0) + (cpu.system_seconds || 0);
+    const hasCPU = typeof cpu.user_seconds === 'number' && typeof cpu.system_seconds === 'number';
+    const cpuSeconds = hasCPU ? cpu.user_seconds + cpu.system_seconds : null;
     let percent = null;
     if (lastCPU && at - lastCPU.at < 1000) {
       // Too close to the previous reading to say anything; keep that one as the base.
     } else {
-      if (lastCPU) percent = Math.max(0, (cpuSeconds - lastCPU.seconds) / ((at - lastCPU.at) / 1000) * 100);
-      lastCPU = { at, seconds: cpuSeconds };
+      if (lastCPU && hasCPU) percent = Math.max(0, (cpuSeconds - lastCPU.seconds) / ((at - lastCPU.at) / 1000) * 100);
+      lastCPU = hasCPU ? { at, seconds: cpuSeconds } : null;
       samples.push({ at, cpu: percent, rss: typeof mem.rss_bytes === 'number' ? mem.rss_bytes : null });
       while (samples.length && samples[0].at < at - CHART_SECONDS * 1000 - 10000) samples.shift();
     }
     const lastPercent = [...samples].reverse().find((x) => x.cpu !== null);
-    setText('cpu-now', lastPercent ? lastPercent.cpu.toFixed(1) + ' %' : 'measuring…');
+    setText('cpu-now', lastPercent ? lastPercent.cpu.toFixed(1) + ' %' : hasCPU ? 'measuring…' : '—');
     setText('rss-now', bytes(mem.rss_bytes));
     const conns = runtime.connections || {};
     const stats = [
       ['RSS', bytes(mem.rss_bytes)], ['peak RSS', bytes(mem.peak_rss_bytes)], ['heap', bytes(mem.heap_bytes)],
-      ['CPU time', (cpuSeconds).toFixed(2) + ' s'], ['open fds', num(fds.open) + (fds.limit ? ' / ' + num(fds.limit) : '')],
+      ['CPU time', hasCPU ? cpuSeconds.toFixed(2) + ' s' : '—'], ['open fds', num(fds.open) + (fds.limit ? ' / ' + num(fds.limit) : '')],
       ['loop lag p50', typeof loop.lag_ms_p50 === 'number' ? loop.lag_ms_p50.toFixed(2) + ' ms' : '—'],
       ['loop lag p99', typeof loop.lag_ms_p99 === 'number' ? loop.lag_ms_p99.toFixed(2) + ' ms' : '—'],
       ['loop iterations', num(loop.iterations)],
     ];
-    for (const [k, v] of Object.entries(conns)) if (typeof v === 'number') stats.push([k.replace(/_/g, ' ') + ' connections', num(v)]);
+    for (const [k, v] of Object.entries(conns)) {
+      if (typeof v !== 'number') continue;
+      if (k.endsWith('_bytes')) stats.push([k.slice(0, -6).replace(/_/g, ' '), bytes(v)]);
+      else stats.push([k.replace(/_/g, ' ') + (k.includes('channels') ? '' : ' connections'), num(v)]);
+    }
     $('runtime-stats').replaceChildren(...stats.map(([k, v]) => { const d = el('div', 'stat'); d.append(el('div', 'k', k), el('div', 'v', v)); return d; }));
     drawCharts();
   }
