@@ -2,14 +2,16 @@
 real tunnel (through the control-plane test double) comes up and carries a connection; its
 security headers; and agent-supplied names that look like HTML staying text."""
 
-import hashlib
 import base64
+import hashlib
+import json
 import os
 import re
 
 import requests
 
 from harness import ROOT, TOKEN, free_port, up_tunnel, wait_for
+from test_kubernetes import kube_yaml
 
 OUTPUT = os.path.join(ROOT, "Tests", "e2e", "output")
 # A payload that would set a global if it ever ran, in two places the agent reports.
@@ -146,3 +148,26 @@ def test_dashboard_shows_offline_and_reconnects_when_the_agent_comes_back(cp, ag
     # While the agent was away the browser logs its failed connection attempts; nothing else.
     others = [e for e in browser.console_errors() if "WebSocket connection to" not in e.get("message", "")]
     assert others == []
+
+
+def test_dashboard_cluster_panel_shows_nodes_and_pods_once_kubernetes_data_exists(cp, kube, agents, browser):
+    items = json.loads(kube.kubectl("get", "nodes,pods", "-A", "-o", "json"))["items"]
+    nodes = sum(1 for i in items if i["kind"] == "Node")
+    phases = {}
+    for i in items:
+        if i["kind"] == "Pod":
+            phases[i["status"]["phase"]] = phases.get(i["status"]["phase"], 0) + 1
+    agent = agents(cp.api_url, {"agent-http": "127.0.0.1:9"}, extra_yaml=kube_yaml(kube.kubeconfig()))
+    wait_for(lambda: agent.get("/health").status_code == 200, what="agent up")
+    browser.open(dashboard_url(agent))
+    browser.wait_text("conn", lambda t: t == "live")
+    browser.wait_text("k8s-state", lambda t: t == "reachable", what="the cluster panel to fill in")
+    rows = browser.js("const d = {}; document.querySelectorAll('#cluster dl dt').forEach(dt => "
+                      "d[dt.textContent] = dt.nextElementSibling.textContent); return d;")
+    assert rows["nodes"] == str(nodes) and rows["pods"] == str(sum(phases.values())), rows
+    bars = browser.js("const b = [...document.querySelectorAll('#cluster .bars > *')].map(e => e.textContent);"
+                      "const out = {}; for (let i = 0; i + 2 < b.length + 1; i += 3) out[b[i]] = b[i + 2]; return out;")
+    # Every phase the agent reports, the empty ones as 0.
+    assert {p: n for p, n in bars.items() if n != "0"} == {phase: str(n) for phase, n in phases.items()}, bars
+    assert "no Kubernetes data yet" not in browser.text("cluster")
+    assert browser.console_errors() == []

@@ -10,6 +10,7 @@ enum DashboardScript {
   const CHART_SECONDS = 600;          // what the charts show
   const TIMELINE_MAX = 200;           // events kept on the page
   const BACKOFF_MIN = 1000, BACKOFF_MAX = 30000;
+  const STATUS_EVERY = 10000;         // health, cluster and features also change without an event
   const $ = (id) => document.getElementById(id);
 
   // The token in the address bar was for the first request (the agent answered with a cookie);
@@ -400,6 +401,7 @@ enum DashboardScript {
   }
 
   // ---- the clock: uptime, the offline countdown and the charts' sliding window ----
+  setInterval(() => send({ type: 'get_status' }), STATUS_EVERY);
   setInterval(() => {
     if (uptime) setText('uptime', duration(uptime.seconds + (socket ? (Date.now() - uptime.at) / 1000 : 0)));
     showConnection();
