@@ -31,10 +31,11 @@ from harness import TOKEN, Agent, ControlPlane, EchoServer, free_port, terminate
 from realtime_clients import run as run_subscribers  # noqa: E402
 from tunnel_bench import cpu_seconds, rss_kib  # noqa: E402
 
-CLIENTS = int(os.environ.get("BENCH_CLIENTS", "100"))
+SMOKE = os.environ.get("BENCH_SMOKE", "") not in ("", "0")   # a second at one rate, 20 clients, nothing appended
+CLIENTS = 20 if SMOKE else int(os.environ.get("BENCH_CLIENTS", "100"))
 PROCESSES = 4
-SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
-RATES = [int(r) for r in os.environ.get("BENCH_RATES", "25,50,100,200").split(",")]   # connections/s
+SECONDS = 1.0 if SMOKE else float(os.environ.get("BENCH_SECONDS", "4"))
+RATES = [25] if SMOKE else [int(r) for r in os.environ.get("BENCH_RATES", "25,50,100,200").split(",")]   # connections/s
 GRACE = 1.5   # seconds after a phase for its last events to arrive
 
 
@@ -201,8 +202,9 @@ def main() -> None:
                f"| {len(ref['closed'])} {sorted(set(ref['closed']))} |")
     text = "\n".join(out) + "\n"
     print(text)
-    with open(os.path.join(HERE, "results", "realtime.md"), "a") as f:
-        f.write(text)
+    if not SMOKE:
+        with open(os.path.join(HERE, "results", "realtime.md"), "a") as f:
+            f.write(text)
 
 
 if __name__ == "__main__":
