@@ -451,7 +451,11 @@ class Browser:
         return [e for e in self.read_console() if e.get("level") == "SEVERE"]
 
     def screenshot(self, path: str) -> str:
+        """The whole page: the window grows to the document's height first."""
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        width = self.driver.get_window_size()["width"]
+        height = self.js("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(width, min(int(height) + 140, 4000))
         self.driver.save_screenshot(path)
         return path
 
