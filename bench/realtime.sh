@@ -3,6 +3,7 @@
 # through a forward make events at paced rates, against a reference broadcast server written
 # with Python websockets, in the same run (bench/realtime_bench.py says what is measured).
 # BENCH_SMOKE=1: one second at one rate with 20 clients, nothing appended to the results.
+# BENCH_TUNNEL=swift (default) or python: which chisel server carries the tunnel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh

@@ -7,8 +7,12 @@ Python `websockets` (bench/realtime_reference.py), fed the same way, in the same
 * latency: from the moment the harness starts opening connection k to the moment the k-th
   `forward_opened` reaches each client (system-wide monotonic clock; connections are opened one
   after another, so the order matches). For the agent this includes the trip through the tunnel
-  (the chisel test server and the SSH channel open), shown on its own row;
+  (the chisel server and the SSH channel open); so a second figure, from the event's own
+  `timestamp` (set when it is published, millisecond resolution) to its arrival, is the hub alone;
 * RSS: the agent's, tunnel up, with 100 subscribed clients minus before they connected.
+
+BENCH_TUNNEL=swift (default: `pipeops-agent tunnel-server`) or python (the control-plane double's
+own chisel server, slower) carries the tunnel.
 
 Run by bench/realtime.sh; prints the table and appends it to bench/results/realtime.md."""
 
@@ -27,7 +31,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "Tests", "e2e"))
 sys.path.insert(0, HERE)
-from harness import TOKEN, Agent, ControlPlane, EchoServer, free_port, terminate, up_tunnel  # noqa: E402
+from harness import (TOKEN, Agent, ControlPlane, EchoServer, SwiftTunnelServer, free_port, terminate,  # noqa: E402
+                     up_tunnel)
 from realtime_clients import run as run_subscribers  # noqa: E402
 from tunnel_bench import cpu_seconds, rss_kib  # noqa: E402
 
@@ -37,6 +42,7 @@ PROCESSES = 4
 SECONDS = 1.0 if SMOKE else float(os.environ.get("BENCH_SECONDS", "4"))
 RATES = [25] if SMOKE else [int(r) for r in os.environ.get("BENCH_RATES", "25,50,100,200").split(",")]   # connections/s
 GRACE = 1.5   # seconds after a phase for its last events to arrive
+TUNNEL = os.environ.get("BENCH_TUNNEL", "swift")
 
 
 class Subscribers:
@@ -111,8 +117,9 @@ def analyse(runs: list[dict], results: list) -> list[dict]:
     k0 = 0   # connections opened in the phases before this one
     for r in runs:
         first, last = r["begin"], r["end"] + GRACE
-        delivered, last_arrival, latencies = 0, first, []
-        for opened, closed, _, _ in results:
+        delivered, last_arrival, latencies, stamped = 0, first, [], []
+        for opened, closed, since_stamp, _ in results:
+            stamped += [d for t, d in zip(opened, since_stamp) if first <= t <= last]
             mine_o = [t for t in opened if first <= t <= last]
             mine_c = [t for t in closed if first <= t <= last]
             delivered += len(mine_o) + len(mine_c)
@@ -125,6 +132,7 @@ def analyse(runs: list[dict], results: list) -> list[dict]:
         rows.append({"rate": r["rate"], "achieved": len(r["starts"]) / (r["end"] - r["begin"]),
                      "delivered_per_s": delivered / span, "missing": expected - delivered, "expected": expected,
                      "p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+                     "stamp_p50_ms": percentile(stamped, 0.5) * 1000, "stamp_p99_ms": percentile(stamped, 0.99) * 1000,
                      "echo_p50_ms": percentile(r["echoes"], 0.5) * 1000})
         k0 += len(r["starts"])
     return rows
@@ -145,7 +153,8 @@ def measure(pid: int, ws_port: int, path: str, token: str | None, trigger_port: 
 
 
 def agent_side(tmp: str) -> dict:
-    cp = ControlPlane(tmp, ["--keepalive", "25"])
+    server = SwiftTunnelServer(tmp) if TUNNEL == "swift" else None
+    cp = ControlPlane(tmp, ["--keepalive", "25"], tunnel=server)
     echo = EchoServer()
     # Every client comes from 127.0.0.1 within a second: no per-address rate limit here, and room
     # for all of them under realtime.max_connections.
@@ -161,6 +170,8 @@ def agent_side(tmp: str) -> dict:
         agent.stop()
         echo.stop()
         cp.stop()
+        if server:
+            server.stop()
 
 
 def reference_side() -> dict:
@@ -179,7 +190,7 @@ def main() -> None:
     agent = agent_side(tmp)
     ref = reference_side()
     out = [f"\n## Realtime: {CLIENTS} WebSocket clients subscribed to events, agent /ws vs a Python websockets "
-           f"broadcast server: {machine}\n",
+           f"broadcast server (tunnel server: {TUNNEL}): {machine}\n",
            "| load (connections/s through the forward, 2 events each) | agent: delivered msgs/s | reference: delivered msgs/s "
            "| agent p50 / p99 | reference p50 / p99 | agent: missing | reference: missing |",
            "|---|---|---|---|---|---|---|"]
@@ -189,6 +200,9 @@ def main() -> None:
                    f"| {r['p50_ms']:.2f} / {r['p99_ms']:.2f} ms | {a['missing']} of {a['expected']:,} "
                    f"| {r['missing']} of {r['expected']:,} |")
     out += ["", "| measure | agent | reference |", "|---|---|---|"]
+    out.append("| event stamped -> at the client, p50 / p99 per phase (the hub alone; ms resolution) | "
+               + ", ".join(f"{a['stamp_p50_ms']:.1f} / {a['stamp_p99_ms']:.1f}" for a in agent["rows"]) + " ms | "
+               + ", ".join(f"{r['stamp_p50_ms']:.1f} / {r['stamp_p99_ms']:.1f}" for r in ref["rows"]) + " ms |")
     out.append(f"| RSS idle (agent: tunnel up) | {agent['idle_kib'] / 1024:.1f} MiB | {ref['idle_kib'] / 1024:.1f} MiB |")
     out.append(f"| RSS with {CLIENTS} subscribed clients, minus idle | {(agent['connected_kib'] - agent['idle_kib'])} KiB "
                f"| {(ref['connected_kib'] - ref['idle_kib'])} KiB |")

@@ -3,13 +3,15 @@ sockets (RFC 6455 client side: handshake with Sec-WebSocket-Accept check, masked
 unmasked frames in, pings answered) so the measuring side costs a few microseconds a message and
 the servers, not the clients, are what the bench sees. Each client subscribes to `events` as
 the hub protocol says and records, with the system-wide monotonic clock, when each
-`forward_opened` and `forward_closed` event reached its socket."""
+`forward_opened` and `forward_closed` event reached its socket, and for each `forward_opened`
+how long after the server stamped it (its `timestamp`, in milliseconds, against the wall clock)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+from datetime import datetime
 import os
 import selectors
 import socket
@@ -56,6 +58,7 @@ class Subscriber:
             raise ConnectionError("bad Sec-WebSocket-Accept")
         self.opened: list[float] = []
         self.closed: list[float] = []
+        self.stamped: list[float] = []   # per forward_opened: wall clock at arrival minus the event's timestamp
         self.messages = 0
         self.close_code: int | None = None
         self.subscribed = False
@@ -72,7 +75,7 @@ class Subscriber:
             return True
         except OSError:
             return False
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         if not chunk:
             return False
         buf = self.buf + chunk
@@ -99,6 +102,8 @@ class Subscriber:
                 self.messages += 1
                 if b'"forward_opened"' in payload:
                     self.opened.append(now)
+                    stamp = json.loads(payload)["data"]["timestamp"]
+                    self.stamped.append(wall - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
                 elif b'"forward_closed"' in payload:
                     self.closed.append(now)
                 elif b'"subscribed"' in payload:
@@ -140,7 +145,7 @@ def run(port: int, path: str, token: str | None, count: int, conn) -> None:
         for key, _ in sel.select(timeout=0.5):
             if key.data is None:
                 if conn.recv() == "stop":
-                    conn.send(("done", [(s.opened, s.closed, s.messages, s.close_code) for s in subs]))
+                    conn.send(("done", [(s.opened, s.closed, s.stamped, s.close_code) for s in subs]))
                     for s in subs:
                         s.sock.close()
                     return
