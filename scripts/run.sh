@@ -3,13 +3,15 @@
 # Tests/Fixtures/controlplane) that hands out our own chisel-v3 tunnel server
 # (`pipeops-agent tunnel-server`), all on 127.0.0.1.
 # Also starts a Kubernetes API test server (Tests/Fixtures/kubernetes) that the agent watches.
-# Prints the tunnel's remote port for the agent's HTTP server and a curl that goes through it,
+# Prints the dashboard's address (with the token: the agent API token defaults to the cluster
+# token), the tunnel's remote port for the agent's HTTP server and a curl that goes through it,
 # and a kubectl that reaches the test API server through the kubernetes-api forward.
 # Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(swift build -c release --show-bin-path)
 AGENT_PORT=${AGENT_PORT:-8080}
+TOKEN=run-token
 work=$(mktemp -d /tmp/pipeops-run.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 HTTP_REMOTE=$(free_port)
@@ -34,7 +36,7 @@ FINGERPRINT=$(grep -o 'Fingerprint [A-Za-z0-9+/=]*' "$work/tunnel-server.log" | 
 echo "tunnel server (pipeops-agent tunnel-server): $TUNNEL_URL   fingerprint $FINGERPRINT"
 
 python3 Tests/Fixtures/controlplane/server.py --api-port 0 --tunnel-port 0 --key-seed pipeops-run \
-  --tunnel-user pipeops --tunnel-password run-secret --token run-token \
+  --tunnel-user pipeops --tunnel-password run-secret --token "$TOKEN" \
   --external-tunnel-url "$TUNNEL_URL" --external-tunnel-fingerprint "$FINGERPRINT" \
   --initial-status REQUIRED --forward "agent-http=$HTTP_REMOTE" --forward "kubernetes-api=$K8S_REMOTE" \
   > "$work/controlplane.json" 2> "$work/controlplane.log" &
@@ -60,7 +62,7 @@ agent:
   port: $AGENT_PORT
 pipeops:
   api_url: "$API_URL"
-  token: "run-token"
+  token: "$TOKEN"
 tunnel:
   poll_interval: 2s
   forwards:
@@ -90,8 +92,11 @@ if grep -q "tunnel connected" "$work/agent.log"; then
   echo "  the kubernetes-api forward: remote port $K8S_REMOTE -> the test API server (127.0.0.1:$K8S_PORT)"
   echo "    kubectl --server https://127.0.0.1:$K8S_REMOTE --certificate-authority $work/pki/ca.pem \\"
   echo "      --tls-server-name localhost --token run-k8s-token get nodes,pods -A"
-  echo
 else
   echo "the tunnel did not come up within 30 s; see $work/agent.log" >&2
 fi
+echo
+echo "  dashboard (live tunnel, forwards, events, charts, the cluster): open in a browser"
+echo "    http://127.0.0.1:$AGENT_PORT/dashboard?token=$TOKEN"
+echo
 wait "$agent_pid"

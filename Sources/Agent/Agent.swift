@@ -132,6 +132,7 @@ public final class Agent {
             realtimeRoutes = routes
             healthUpdateTimer = loop.schedule(in: config.realtime.sseHeartbeat) { [weak self] in self?.publishHealthUpdate() }
         }
+        if config.server.enableDashboard { DashboardRoutes().install(on: router) }
         var serverConfig = HTTPServerConfiguration()
         if config.server.corsEnabled { serverConfig.responseHeaders.add("Access-Control-Allow-Origin", "*") }
         do {

@@ -5,7 +5,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from harness import Agent, ControlPlane, EchoServer, HelloServer, KubeAPIServer, Prometheus, SwiftTunnelServer  # noqa: E402
+from harness import (Agent, Browser, ControlPlane, EchoServer, HelloServer, KubeAPIServer, Prometheus,  # noqa: E402
+                     SwiftTunnelServer)
 
 
 @pytest.fixture
@@ -82,3 +83,10 @@ def kube(tmp_path):
     k = KubeAPIServer(str(tmp_path))
     yield k
     k.stop()
+
+
+@pytest.fixture
+def browser():
+    b = Browser()
+    yield b
+    b.quit()

@@ -224,9 +224,11 @@ class ControlPlane:
 class Agent:
     def __init__(self, tmp: str, api_url: str, forwards: dict[str, str | dict], port: int | None = None,
                  extra_yaml: str = "", env: dict[str, str] | None = None, name: str = "agent",
-                 tunnel_yaml: str = "", token: str | None = TOKEN, tunnel_enabled: bool = True):
+                 tunnel_yaml: str = "", token: str | None = TOKEN, tunnel_enabled: bool = True,
+                 cluster_name: str = "e2e-cluster", log_level: str = "debug"):
         """`forwards`: name -> local_addr, or name -> {key: value} for more keys (remote_port...).
-        `tunnel_yaml`: more keys under `tunnel:`, indented by two spaces. `token=None` leaves it out."""
+        `tunnel_yaml`: more keys under `tunnel:`, indented by two spaces. `token=None` leaves it out.
+        Names are written as YAML double-quoted strings: no `"` or `\\` in them."""
         self.port = port or free_port()
         self.tmp = tmp
         self.state_path = os.path.join(tmp, f"{name}-state.json")
@@ -239,7 +241,7 @@ class Agent:
         token_line = f'  token: "{token}"\n' if token is not None else ""
         with open(self.config_path, "w") as f:
             f.write(f"""agent:
-  cluster_name: "e2e-cluster"
+  cluster_name: "{cluster_name}"
   port: {self.port}
   heartbeat_interval: 1s
   labels:
@@ -259,6 +261,7 @@ tunnel:
   path: "{self.state_path}"
 {extra_yaml}""")
         self.env = env or {}
+        self.log_level = log_level
         self._spawn()
 
     def _spawn(self) -> None:
@@ -274,7 +277,7 @@ tunnel:
         e["HOME"] = self.tmp
         e.update(self.env)
         self.proc = subprocess.Popen([agent_binary(), "--config", self.config_path, "--log-format", "json",
-                                      "--log-level", "debug"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      "--log-level", self.log_level], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env=e)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -283,7 +286,7 @@ tunnel:
     def again(cls, old: "Agent") -> "Agent":
         a = cls.__new__(cls)
         a.port, a.tmp, a.state_path, a.config_path = old.port, old.tmp, old.state_path, old.config_path
-        a.env = old.env
+        a.env, a.log_level = old.env, old.log_level
         a._spawn()
         return a
 
@@ -389,6 +392,75 @@ users:
     def stop(self) -> None:
         terminate(self.proc)
         self.log.close()
+
+
+def up_tunnel(cp: ControlPlane, agent: Agent, forwards: dict[str, int]) -> None:
+    """Asks for the tunnel with `forwards` {name: remote_port} and waits until it is bound."""
+    cp.require_tunnel(forwards)
+    cp.wait_ports(set(forwards.values()))
+    agent.wait_log(lambda l: l.get("msg") == "tunnel connected", what="tunnel connected")
+
+
+class Browser:
+    """Headless Chromium (Debian's `chromium` and `chromium-driver`) driven by selenium. The
+    driver is the packaged /usr/bin/chromedriver: naming it skips Selenium Manager, so nothing
+    is ever downloaded. Console messages are kept for `console_errors`."""
+
+    DRIVER = "/usr/bin/chromedriver"
+    CHROMIUM = "/usr/bin/chromium"
+
+    def __init__(self, width: int = 1440, height: int = 1000):
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        options = webdriver.ChromeOptions()
+        options.binary_location = self.CHROMIUM
+        # Tests talk to loopback only: no proxy, no background services, and every host name but
+        # 127.0.0.1 fails to resolve.
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={width},{height}",
+                    "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+                    "--disable-extensions", "--disable-component-update", "--disable-sync", "--disable-domain-reliability",
+                    "--disable-client-side-phishing-detection", "--no-pings", "--no-proxy-server",
+                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+            options.add_argument(arg)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(executable_path=self.DRIVER), options=options)
+        self.driver.set_page_load_timeout(30)
+        self.driver.set_script_timeout(30)
+        self.console: list[dict] = []
+
+    def open(self, url: str) -> None:
+        self.driver.get(url)
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def text(self, element_id: str) -> str:
+        """The element's textContent (what the page put there, visible or not)."""
+        return self.js("const e = document.getElementById(arguments[0]); return e ? e.textContent : null;", element_id)
+
+    def wait_text(self, element_id: str, pred: Callable[[str], bool], timeout: float = 30, what: str = "") -> str:
+        return wait_for(lambda: (lambda t: t if t is not None and pred(t) else None)(self.text(element_id)), timeout,
+                        what or f"#{element_id} to match (now {self.text(element_id)!r})")
+
+    def read_console(self) -> list[dict]:
+        """Every console entry so far (the driver hands each out once, so they are kept here)."""
+        self.console.extend(self.driver.get_log("browser"))
+        return self.console
+
+    def console_errors(self) -> list[dict]:
+        return [e for e in self.read_console() if e.get("level") == "SEVERE"]
+
+    def screenshot(self, path: str) -> str:
+        """The whole page: the window grows to the document's height first."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        width = self.driver.get_window_size()["width"]
+        height = self.js("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(width, min(int(height) + 140, 4000))
+        self.driver.save_screenshot(path)
+        return path
+
+    def quit(self) -> None:
+        self.driver.quit()
 
 
 class HelloServer:

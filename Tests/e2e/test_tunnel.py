@@ -15,14 +15,7 @@ import time
 import pytest
 
 from harness import (SEED_FINGERPRINT, TOKEN, TUNNEL_PASSWORD, TUNNEL_USER, b64, echo_roundtrip, free_port,
-                     pattern, wait_for)
-
-
-def up_tunnel(cp, agent, forwards):
-    """Asks for the tunnel with `forwards` {name: remote_port} and waits until it is bound."""
-    cp.require_tunnel(forwards)
-    cp.wait_ports(set(forwards.values()))
-    agent.wait_log(lambda l: l.get("msg") == "tunnel connected", what="tunnel connected")
+                     pattern, up_tunnel, wait_for)
 
 
 def test_registration_and_heartbeat_bodies_follow_the_contract(cp, hello, agents):
