@@ -30,6 +30,7 @@ public final class Agent {
     private(set) var access: AccessPolicy?
     private var healthUpdateTimer: LoopTimer?
     private var clusterPushTimer: LoopTimer?
+    private var controlPlaneStartTimer: LoopTimer?
     let startNanoseconds = shim_realtime_ns()
     /// The cluster as the Kubernetes client sees it (a stand-in until one is configured).
     var kubernetesSummary: () -> KubernetesSummary = { KubernetesSummary() }
@@ -100,8 +101,13 @@ public final class Agent {
         startServer()
         kubernetes?.start()
         startTunnel()
-        startControlPlane()
+        startControlPlane(waitingForKubernetesUntil: loop.now + Self.kubernetesVersionWait)
     }
+
+    /// How long the first registration waits for the cluster's `/version` (control-plane-api.md:
+    /// the register body carries `k8s_version`); a cluster that does not answer by then does not
+    /// hold registration back.
+    static let kubernetesVersionWait: TimeAmount = .seconds(5)
 
     private func startServer() {
         let router = HTTPRouter()
@@ -255,7 +261,14 @@ public final class Agent {
         manager.openStatic(desired)
     }
 
-    private func startControlPlane() {
+    private func startControlPlane(waitingForKubernetesUntil deadline: Deadline) {
+        guard !shuttingDown else { return }
+        if let k = kubernetes, k.client != nil, k.version == nil, loop.now < deadline, !config.pipeops.apiURL.isEmpty {
+            controlPlaneStartTimer = loop.schedule(in: .milliseconds(100)) { [weak self] in
+                self?.startControlPlane(waitingForKubernetesUntil: deadline)
+            }
+            return
+        }
         guard !config.pipeops.apiURL.isEmpty else {
             logger.info("no pipeops.api_url: running standalone, without a control plane")
             return
@@ -362,6 +375,7 @@ public final class Agent {
         tunnel?.shutdown()
         hub?.shutdown()
         healthUpdateTimer?.cancel()
+        controlPlaneStartTimer?.cancel()
         kubernetes?.stop()
         server?.close()
         realtimeServer?.close()

@@ -25,6 +25,8 @@ def ready_check(agent) -> dict:
 def test_ready_and_heartbeats_report_what_kubectl_sees(cp, kube, agents):
     agent = agents(cp.api_url, {"agent-http": "127.0.0.1:1"}, extra_yaml=kube_yaml(kube.kubeconfig()))
     check = wait_for(lambda: (lambda c: c if c["ok"] else None)(ready_check(agent)), what="kubernetes ready")
+    # The first registration waited for the cluster's /version (control-plane-api.md: k8s_version).
+    assert cp.wait_requests("register")[0]["body"]["k8s_version"] == "v1.30.2-pipeops-test"
     assert "v1.30.2-pipeops-test" in check["detail"] and "2 nodes (2 ready), 4 pods (Running 4)" in check["detail"]
     nodes, pods = kubectl_counts(kube)
     since = cp.get("/_test/requests")[-1]["seq"]
@@ -36,13 +38,13 @@ def test_ready_and_heartbeats_report_what_kubectl_sees(cp, kube, agents):
     nodes, pods = kubectl_counts(kube)
     wait_for(lambda: any((r["body"]["metadata"].get("k8s_nodes"), r["body"]["metadata"].get("k8s_pods")) == (nodes, pods)
                          for r in cp.requests_for("heartbeat")), what=f"a heartbeat with {nodes} nodes and {pods} pods")
-    # The agent re-registers with k8s_version once it knows it (a restart resumes with it).
+    # A restart resumes, again with k8s_version.
     assert agent.stop() == 0
     since = cp.get("/_test/requests")[-1]["seq"]
     again = agents.restart(agent)
     reg = cp.wait_requests("register", since=since)[0]["body"]
     wait_for(lambda: ready_check(again)["ok"], what="ready again")
-    assert reg.get("k8s_version") in (None, "v1.30.2-pipeops-test")
+    assert reg["k8s_version"] == "v1.30.2-pipeops-test" and reg["metadata"]["registration_mode"] == "resume"
     assert cp.violations() == []
 
 

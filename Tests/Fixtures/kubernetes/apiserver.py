@@ -611,7 +611,13 @@ def container_status(name: str, phase: str) -> dict:
 def make_node(name: str) -> dict:
     return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
             "status": {"conditions": [{"type": "Ready", "status": "True"}],
-                       "nodeInfo": {"kubeletVersion": VERSION["gitVersion"]}}}
+                       # Every field of core/v1 NodeSystemInfo that the API marks required (the
+                       # official Python client refuses a node without them).
+                       "nodeInfo": {"kubeletVersion": VERSION["gitVersion"], "kubeProxyVersion": VERSION["gitVersion"],
+                                    "architecture": "amd64", "operatingSystem": "linux",
+                                    "osImage": "Debian GNU/Linux 12 (bookworm)", "kernelVersion": "6.1.0",
+                                    "containerRuntimeVersion": "containerd://1.7.0", "bootID": f"boot-{name}",
+                                    "machineID": f"machine-{name}", "systemUUID": f"uuid-{name}"}}}
 
 
 def seed(c: Cluster, nodes: int, pods: int, namespaces: list[str]) -> None:
