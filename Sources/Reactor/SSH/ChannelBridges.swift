@@ -25,6 +25,8 @@ public final class ChannelBridges {
     public let resolver: Resolver
     public let meters: ForwardMeters
     public var dialTimeout: TimeAmount = .seconds(10)
+    /// After one side of a connection ended, how long the other may take to flush (StreamBridge).
+    public var flushTimeout: TimeAmount = .seconds(30)
     public weak var observer: ChannelBridgesObserver?
     /// Connections dialled successfully so far.
     public private(set) var started = 0
@@ -89,6 +91,7 @@ public final class ChannelBridges {
             self.observer?.channelBridgeClosed(forward: forward, id: id, traffic: Self.traffic(b))
         }
         observer?.channelBridgeOpened(forward: forward, id: id)
+        bridge.flushTimeout = flushTimeout
         bridge.start()
     }
 
