@@ -69,4 +69,17 @@ final class StateFileStartupTests: XCTestCase {
         chmod(state, 0o600)
         XCTAssertEqual(try String(contentsOfFile: state, encoding: .utf8), original)
     }
+
+    /// A FIFO as state.path: refused at once. Before, opening it waited for a writer for ever,
+    /// and SIGTERM could not end that wait (signals are blocked for signalfd by then).
+    func testFIFOAsStatePathIsRefusedWithoutHanging() throws {
+        let dir = try makeDirectory("state-fifo")
+        let state = dir + "/state.json"
+        XCTAssertEqual(mkfifo(state, 0o600), 0)
+        let file = try config(in: dir, statePath: state)
+        let result = try run(["--config", file, "--log-format", "json"])
+        XCTAssertTrue(result.exited, "the agent hung on a FIFO state file: \(result.err)")
+        XCTAssertEqual(result.status, 1, result.err)
+        XCTAssertTrue(result.err.contains("cannot read state file \(state): it is a FIFO, not a regular file"), result.err)
+    }
 }

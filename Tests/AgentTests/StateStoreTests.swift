@@ -130,6 +130,18 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: store.path), "state.json")
     }
 
+    /// Only a regular file is a state file: a directory (or a FIFO, see StateFileStartupTests)
+    /// is refused with what it is, and left alone.
+    func testStatePathThatIsNotARegularFileIsRefused() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let store = StateStore(path: dir + "/state.json")
+        try FileManager.default.createDirectory(atPath: store.path, withIntermediateDirectories: false)
+        XCTAssertThrowsError(try store.bootstrap(configuredAgentID: nil)) { error in
+            XCTAssertEqual((error as? StateError)?.kind, .unreadable, "\(error)")
+            XCTAssertTrue("\(error)".contains("it is a directory, not a regular file"), "\(error)")
+        }
+    }
+
     func testBootstrapPicksConfiguredThenSavedThenNewID() throws {
         let dir = try makeConfigTestDirectory(self)
         let store = StateStore(path: dir + "/state.json")

@@ -16,13 +16,14 @@ public struct StateStore: Sendable {
     ///   an empty file: nothing in it can be used, so it may be replaced (`bootstrap` keeps a
     ///   `.corrupt` copy);
     /// * `.unparseable`: not JSON at all, so perhaps not ours: it is left alone;
-    /// * `.unreadable`: permissions, too large, not a regular file: left alone too.
+    /// * `.unreadable`: permissions, too large, not a regular file (a FIFO would block the
+    ///   start for ever): left alone too.
     /// The last two stop the start: the agent would otherwise make a new identity and
     /// register as a new cluster, and overwrite the file that held the old one.
     public func load() throws(StateError) -> AgentState? {
         let bytes: [UInt8]
         do {
-            bytes = try SmallFile.read(path, limit: Self.maxBytes)
+            bytes = try SmallFile.read(path, limit: Self.maxBytes, regularFileOnly: true)
         } catch {
             switch error {
             case .notFound: return nil
