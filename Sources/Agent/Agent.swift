@@ -95,7 +95,7 @@ public final class Agent {
             logStream.tap.setWake { waker.wake() }
         }
         logger.info("agent starting", metadata: ["version": "\(AgentVersion.version)", "agent_id": "\(state.agentID)",
-                                                 "api_url": "\(config.pipeops.apiURL.isEmpty ? "(standalone)" : config.pipeops.apiURL)",
+                                                 "api_url": "\(config.pipeops.apiURL.isEmpty ? "(standalone)" : URLUserinfo.redacted(config.pipeops.apiURL))",
                                                  "state": "\(config.state.path)"])
         startServer()
         kubernetes?.start()

@@ -21,29 +21,10 @@ final class StateFileStartupTests: XCTestCase {
         return dir
     }
 
-    /// Runs the agent until it exits, or for `limit` (then it is killed and `exited` is false).
-    private func run(_ arguments: [String], asUser uid: Int? = nil, limit: TimeInterval = 15)
-        throws -> (exited: Bool, status: Int32, err: String) {
-        let process = Process()
-        if let uid {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", ExecutableTests.binary] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: ExecutableTests.binary)
-            process.arguments = arguments
-        }
-        let errFile = NSTemporaryDirectory() + "state-startup-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err"
-        _ = FileManager.default.createFile(atPath: errFile, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errFile) }
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errFile))
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let end = Date().addingTimeInterval(limit)
-        while process.isRunning && Date() < end { usleep(20_000) }
-        let exited = !process.isRunning
-        if !exited { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return (exited, process.terminationStatus, (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? "")
+    private func run(_ arguments: [String], asUser uid: Int? = nil) throws -> (exited: Bool, status: Int32, err: String) {
+        let agent = try AgentProcess(arguments, asUser: uid)
+        let exited = agent.waitForExit()
+        return (exited, agent.status, agent.stderr)
     }
 
     /// A state file the agent's user may not read: a startup error that says so, and the file

@@ -120,7 +120,9 @@ enum ConfigKeys {
         scalar(path, ScalarKey(
             expectation: expectation, secret: false,
             set: { config, text in
-                guard (allowEmpty && text.isEmpty) || (!text.isEmpty && check(text)) else { return "expected \(expectation), got \"\(text)\"" }
+                guard (allowEmpty && text.isEmpty) || (!text.isEmpty && check(text)) else {
+                    return "expected \(expectation), got \"\(URLUserinfo.redacted(text))\""
+                }
                 config[keyPath: kp] = text
                 return nil
             },
@@ -139,7 +141,7 @@ enum ConfigKeys {
                     config[keyPath: kp] = nil
                     return nil
                 }
-                guard check(text) else { return "expected \(expectation), got \"\(text)\"" }
+                guard check(text) else { return "expected \(expectation), got \"\(URLUserinfo.redacted(text))\"" }
                 config[keyPath: kp] = text
                 return nil
             },

@@ -22,11 +22,12 @@ public struct HTTPClientRequest: Sendable {
     }
 
     public static func parseURL(_ url: String) throws(AddressError) -> (HTTPOrigin, String) {
+        let shown = URLUserinfo.redacted(url)
         let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2 else { throw AddressError(message: "URL '\(url)' has no scheme") }
+        guard parts.count == 2 else { throw AddressError(message: "URL '\(shown)' has no scheme") }
         let scheme = parts[0].lowercased()
         guard scheme == "http" || scheme == "https" || scheme == "ws" || scheme == "wss" else {
-            throw AddressError(message: "URL '\(url)': scheme '\(scheme)' is not http, https, ws or wss")
+            throw AddressError(message: "URL '\(shown)': scheme '\(scheme)' is not http, https, ws or wss")
         }
         let tls = scheme == "https" || scheme == "wss"
         var rest = parts[1]
@@ -36,7 +37,7 @@ public struct HTTPClientRequest: Sendable {
             rest = rest[..<i]
         }
         if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
-        guard !rest.isEmpty else { throw AddressError(message: "URL '\(url)' has no host") }
+        guard !rest.isEmpty else { throw AddressError(message: "URL '\(shown)' has no host") }
         let defaultPort = tls ? 443 : 80
         let host: String
         let port: Int
