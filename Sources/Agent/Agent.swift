@@ -136,19 +136,20 @@ public final class Agent {
         var serverConfig = HTTPServerConfiguration()
         if config.server.corsEnabled { serverConfig.responseHeaders.add("Access-Control-Allow-Origin", "*") }
         do {
-            let address = try SocketAddress(ip: "0.0.0.0", port: config.agent.port)
+            let address = try SocketAddress(ip: config.agent.bindAddress, port: config.agent.port)
             let s = try HTTPServer(loop: loop, address: address, configuration: serverConfig, router: router)
             s.onResponse = telemetry.recordHTTPResponse
             server = s
-            logger.info("HTTP server listening", metadata: ["port": "\(s.port)"])
+            logger.info("HTTP server listening", metadata: ["port": "\(s.port)", "address": "\(config.agent.bindAddress)"])
             if let wsPort = config.realtime.websocketPort, wsPort != config.agent.port, wsPort != s.port {
-                let rs = try HTTPServer(loop: loop, address: SocketAddress(ip: "0.0.0.0", port: wsPort), configuration: serverConfig, router: router)
+                let rs = try HTTPServer(loop: loop, address: SocketAddress(ip: config.agent.bindAddress, port: wsPort), configuration: serverConfig, router: router)
                 rs.onResponse = telemetry.recordHTTPResponse
                 realtimeServer = rs
                 logger.info("realtime listener (realtime.websocket_port): same routes", metadata: ["port": "\(rs.port)"])
             }
         } catch {
-            logger.error("cannot start the HTTP server", metadata: ["port": "\(config.agent.port)", "error": "\(error)"])
+            logger.error("cannot start the HTTP server", metadata: ["port": "\(config.agent.port)", "address": "\(config.agent.bindAddress)",
+                                                                   "error": "\(error)"])
         }
     }
 

@@ -36,6 +36,9 @@ public struct AgentSettings: Sendable, Equatable {
     public var version = AgentVersion.version
     /// The agent's HTTP server port (health, metrics, API, WebSocket, SSE, dashboard).
     public var port = 8080
+    /// The address that server listens on: every interface (what a pod needs, for kubelet
+    /// probes and Prometheus), or `127.0.0.1` on a VM where only the tunnel should reach it.
+    public var bindAddress = "0.0.0.0"
     public var labels: [String: String] = [:]
     public var heartbeatInterval: TimeAmount = .seconds(30)
     public init() {}

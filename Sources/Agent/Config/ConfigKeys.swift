@@ -50,6 +50,8 @@ enum ConfigKeys {
             string("agent.version", \.agent.version),
             // 0: any free port (tests); the log says which one was bound.
             int("agent.port", \.agent.port, 0...65535, "a port number"),
+            string("agent.bind_address", \.agent.bindAddress, expectation: "a numeric IPv4 or IPv6 address, like 0.0.0.0 or 127.0.0.1",
+                   check: { (try? SocketAddress(ip: $0, port: 0)) != nil }),
             ConfigKey(path: "agent.labels", kind: .labels),
             duration("agent.heartbeat_interval", \.agent.heartbeatInterval, allowZero: false),
 
