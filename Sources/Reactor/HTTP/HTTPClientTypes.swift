@@ -72,8 +72,12 @@ public final class HTTPClientTask {
     var onComplete: ((Result<HTTPHeaders, ConnectionError>) -> Void)?
     var timer: LoopTimer?
     var dialer: StreamDialer?
+    /// Set while dialling: the client counts the dial against the origin's cap.
+    var onDialAbandoned: (() -> Void)?
     weak var connection: HTTPClientConnection?
     var attempts = 0
+    /// No response byte for this long fails the request (zero: no limit).
+    var readIdleTimeout: TimeAmount = .zero
     public private(set) var isFinished = false
     /// Set by `pauseReading`; a connection that takes the request later starts paused.
     private(set) var readingPaused = false
@@ -121,8 +125,11 @@ public final class HTTPClientTask {
         timer = nil
         dialer?.cancel()
         dialer = nil
+        let abandoned = onDialAbandoned
+        onDialAbandoned = nil
         onHead = nil
         onBody = nil
         onComplete = nil
+        abandoned?()
     }
 }
