@@ -186,7 +186,7 @@ public final class Agent {
         }
         if config.tunnel.mode == .ssh { startSSHTunnel(); return }
         let manager = TunnelManager(loop: loop, forwards: config.tunnel.forwards, inactivityTimeout: config.tunnel.inactivityTimeout,
-                                    logger: logger) { [unowned self] desired, manager in
+                                    limits: TunnelLimits(config.tunnel), logger: logger) { [unowned self] desired, manager in
             do {
                 return try ChiselSession(loop: self.loop, desired: desired, manager: manager, connector: self.connector,
                                          proxies: self.proxies, resolver: self.resolver, logger: manager.logger)
@@ -247,7 +247,7 @@ public final class Agent {
             fingerprint: ssh.hostKeyFingerprint ?? "",
             forwards: config.tunnel.forwards.map { .init(name: $0.name, remotePort: $0.remotePort, localAddr: $0.localAddr, remoteBind: $0.remoteBind) })
         let manager = TunnelManager(loop: loop, forwards: config.tunnel.forwards, inactivityTimeout: .zero,
-                                    logger: logger) { [unowned self] desired, manager in
+                                    limits: TunnelLimits(config.tunnel), logger: logger) { [unowned self] desired, manager in
             SSHTunnelSession(loop: self.loop, desired: desired, manager: manager, resolver: self.resolver,
                              privateKey: key, logger: manager.logger)
         }

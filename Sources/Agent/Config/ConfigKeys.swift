@@ -103,6 +103,8 @@ enum ConfigKeys {
             duration("tunnel.poll_interval", \.tunnel.pollInterval, allowZero: false),
             duration("tunnel.inactivity_timeout", \.tunnel.inactivityTimeout, allowZero: true),
             ConfigKey(path: "tunnel.forwards", kind: .forwards),
+            int("tunnel.max_channels", \.tunnel.maxChannels, 1...1_000_000, "a channel count"),
+            int("tunnel.max_pending_dials", \.tunnel.maxPendingDials, 1...100_000, "a dial count"),
             string("tunnel.ssh.server", \.tunnel.ssh.server),
             string("tunnel.ssh.user", \.tunnel.ssh.user),
             string("tunnel.ssh.password", \.tunnel.ssh.password, secret: true),

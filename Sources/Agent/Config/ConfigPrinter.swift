@@ -53,6 +53,7 @@ public enum ConfigPrinter {
             out += item + "  local_addr: " + quoted(forward.localAddr) + "\n"
             out += item + "  remote_bind: " + quoted(forward.remoteBind) + "\n"
             out += item + "  remote_port: \(forward.remotePort)\n"
+            out += item + "  dial_timeout: " + quoted(DurationText.format(forward.dialTimeout)) + "\n"
         }
         return out
     }
