@@ -111,6 +111,7 @@ public final class Agent {
         router.admit = { [access] request, responder in access.admit(request, responder) }
         StatusRoutes(agent: self).install(on: router)
         TelemetryRoutes(agent: self).install(on: router)
+        ConnectivityRoutes(agent: self).install(on: router)
         if config.server.enableWebSocket {
             let hub = RealtimeHub(loop: loop, bus: bus, clients: realtimeClients, silenceLimit: config.realtime.connectionTimeout,
                                   status: { [unowned self] in self.detailedStatusJSON() },
