@@ -133,4 +133,19 @@ final class HTTPClientLimitTests: XCTestCase {
         guard case .success(let r)? = slow else { return XCTFail("\(String(describing: slow))") }
         XCTAssertEqual(r.bodyText, String(repeating: "x", count: 10))
     }
+
+    /// A request may turn the read-idle limit off (a watch that is quiet for minutes, with its
+    /// own timer), whatever the client's default.
+    func testARequestCanTurnTheReadIdleTimeoutOff() throws {
+        client.readIdleTimeout = .milliseconds(200)
+        var result: Result<HTTPHeaders, ConnectionError>?
+        client.execute(try request("/hold"), timeout: nil, readIdleTimeout: .zero, onHead: { _ in }, onBody: { _ in },
+                       onComplete: { result = $0 })
+        XCTAssertTrue(loop.spin(until: { self.held.count == 1 }, timeout: .seconds(10)))
+        loop.spin(until: { result != nil }, timeout: .seconds(1))
+        XCTAssertNil(result, "a request without a read-idle limit was cut")
+        held[0].responder.sendJSON(200, "{}")
+        XCTAssertTrue(loop.spin(until: { result != nil }, timeout: .seconds(10)))
+        guard case .success? = result else { return XCTFail("\(String(describing: result))") }
+    }
 }
