@@ -96,7 +96,7 @@ public final class Agent {
             logStream.tap.setWake { waker.wake() }
         }
         logger.info("agent starting", metadata: ["version": "\(AgentVersion.version)", "agent_id": "\(state.agentID)",
-                                                 "api_url": "\(config.pipeops.apiURL.isEmpty ? "(standalone)" : config.pipeops.apiURL)",
+                                                 "api_url": "\(config.pipeops.apiURL.isEmpty ? "(standalone)" : URLUserinfo.redacted(config.pipeops.apiURL))",
                                                  "state": "\(config.state.path)"])
         startServer()
         kubernetes?.start()
@@ -117,6 +117,7 @@ public final class Agent {
         router.admit = { [access] request, responder in access.admit(request, responder) }
         StatusRoutes(agent: self).install(on: router)
         TelemetryRoutes(agent: self).install(on: router)
+        ConnectivityRoutes(agent: self).install(on: router)
         if config.server.enableWebSocket {
             let hub = RealtimeHub(loop: loop, bus: bus, clients: realtimeClients, silenceLimit: config.realtime.connectionTimeout,
                                   status: { [unowned self] in self.detailedStatusJSON() },
@@ -142,19 +143,20 @@ public final class Agent {
         var serverConfig = HTTPServerConfiguration()
         if config.server.corsEnabled { serverConfig.responseHeaders.add("Access-Control-Allow-Origin", "*") }
         do {
-            let address = try SocketAddress(ip: "0.0.0.0", port: config.agent.port)
+            let address = try SocketAddress(ip: config.agent.bindAddress, port: config.agent.port)
             let s = try HTTPServer(loop: loop, address: address, configuration: serverConfig, router: router)
             s.onResponse = telemetry.recordHTTPResponse
             server = s
-            logger.info("HTTP server listening", metadata: ["port": "\(s.port)"])
+            logger.info("HTTP server listening", metadata: ["port": "\(s.port)", "address": "\(config.agent.bindAddress)"])
             if let wsPort = config.realtime.websocketPort, wsPort != config.agent.port, wsPort != s.port {
-                let rs = try HTTPServer(loop: loop, address: SocketAddress(ip: "0.0.0.0", port: wsPort), configuration: serverConfig, router: router)
+                let rs = try HTTPServer(loop: loop, address: SocketAddress(ip: config.agent.bindAddress, port: wsPort), configuration: serverConfig, router: router)
                 rs.onResponse = telemetry.recordHTTPResponse
                 realtimeServer = rs
                 logger.info("realtime listener (realtime.websocket_port): same routes", metadata: ["port": "\(rs.port)"])
             }
         } catch {
-            logger.error("cannot start the HTTP server", metadata: ["port": "\(config.agent.port)", "error": "\(error)"])
+            logger.error("cannot start the HTTP server", metadata: ["port": "\(config.agent.port)", "address": "\(config.agent.bindAddress)",
+                                                                   "error": "\(error)"])
         }
     }
 
@@ -191,7 +193,7 @@ public final class Agent {
         }
         if config.tunnel.mode == .ssh { startSSHTunnel(); return }
         let manager = TunnelManager(loop: loop, forwards: config.tunnel.forwards, inactivityTimeout: config.tunnel.inactivityTimeout,
-                                    logger: logger) { [unowned self] desired, manager in
+                                    limits: TunnelLimits(config.tunnel), logger: logger) { [unowned self] desired, manager in
             do {
                 return try ChiselSession(loop: self.loop, desired: desired, manager: manager, connector: self.connector,
                                          proxies: self.proxies, resolver: self.resolver, logger: manager.logger)
@@ -252,7 +254,7 @@ public final class Agent {
             fingerprint: ssh.hostKeyFingerprint ?? "",
             forwards: config.tunnel.forwards.map { .init(name: $0.name, remotePort: $0.remotePort, localAddr: $0.localAddr, remoteBind: $0.remoteBind) })
         let manager = TunnelManager(loop: loop, forwards: config.tunnel.forwards, inactivityTimeout: .zero,
-                                    logger: logger) { [unowned self] desired, manager in
+                                    limits: TunnelLimits(config.tunnel), logger: logger) { [unowned self] desired, manager in
             SSHTunnelSession(loop: self.loop, desired: desired, manager: manager, resolver: self.resolver,
                              privateKey: key, logger: manager.logger)
         }

@@ -19,6 +19,22 @@ final class ConfigPrintTests: XCTestCase {
         XCTAssertTrue(unset.contains("\n  api_token: null\n"), unset)
     }
 
+    /// A password in a URL (`http://user:pw@host`) is a secret too.
+    func testURLUserinfoIsMasked() throws {
+        let (c, _) = try loadConfigYAML("pipeops:\n  api_url: \"http://admin:url-secret@cp.example.com:8080/base\"\n"
+                                        + "kubernetes:\n  api_server: \"https://k:kube-secret@10.0.0.1:6443\"\n")
+        let text = ConfigPrinter.render(c)
+        XCTAssertFalse(text.contains("url-secret"), text)
+        XCTAssertFalse(text.contains("kube-secret"), text)
+        XCTAssertTrue(text.contains("\n  api_url: \"http://***@cp.example.com:8080/base\"\n"), text)
+        XCTAssertTrue(text.contains("\n  api_server: \"https://***@10.0.0.1:6443\"\n"), text)
+        // A refused value is echoed masked too.
+        XCTAssertThrowsError(try loadConfigYAML("pipeops:\n  api_url: \"http://admin:url-secret@cp:notaport\"\n")) { error in
+            XCTAssertFalse("\(error)".contains("url-secret"), "\(error)")
+            XCTAssertTrue("\(error)".contains("http://***@cp:notaport"), "\(error)")
+        }
+    }
+
     func testLayoutAndOrderAreStable() throws {
         var config = AgentConfig()
         config.agent.labels = ["zeta": "1", "alpha": "x \"quoted\"", "agent.pipeops.io/version": "v"]

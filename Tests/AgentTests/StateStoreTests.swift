@@ -51,30 +51,94 @@ final class StateStoreTests: XCTestCase {
         XCTAssertNotEqual(inodeBefore, inodeAfter, "the file is replaced by rename, not rewritten in place")
     }
 
-    func testCorruptStateGivesAClearError() throws {
+    func testBadStateFilesGiveClearErrors() throws {
         let dir = try makeConfigTestDirectory(self)
         let path = dir + "/state.json"
         let store = StateStore(path: path)
-        let cases: [(String, String)] = [
-            ("{\"agent_id\": \"a\", \"updated_at\": ", "not valid JSON"),
-            ("", "the file is empty"),
-            ("{\"cluster_id\": \"c\", \"updated_at\": \"2026-01-01T00:00:00Z\"}", "missing \"agent_id\""),
-            ("{\"agent_id\": 42, \"updated_at\": \"2026-01-01T00:00:00Z\"}", "agent_id: "),
-            ("{\"agent_id\": \"\", \"updated_at\": \"2026-01-01T00:00:00Z\"}", "agent_id is empty"),
-            ("{\"agent_id\": \"a\", \"updated_at\": \"yesterday\"}", "updated_at"),
+        let cases: [(String, StateError.Kind, String)] = [
+            ("{\"agent_id\": \"a\", \"updated_at\": ", .unparseable, "not valid JSON"),
+            ("garbage", .unparseable, "not valid JSON"),
+            ("", .corrupt, "the file is empty"),
+            ("{\"cluster_id\": \"c\", \"updated_at\": \"2026-01-01T00:00:00Z\"}", .corrupt, "missing \"agent_id\""),
+            ("{\"agent_id\": 42, \"updated_at\": \"2026-01-01T00:00:00Z\"}", .corrupt, "agent_id: "),
+            ("{\"agent_id\": \"\", \"updated_at\": \"2026-01-01T00:00:00Z\"}", .corrupt, "agent_id is empty"),
+            ("{\"agent_id\": \"a\", \"updated_at\": \"yesterday\"}", .corrupt, "updated_at"),
         ]
-        for (content, expected) in cases {
+        for (content, kind, expected) in cases {
             try content.write(toFile: path, atomically: false, encoding: .utf8)
             XCTAssertThrowsError(try store.load(), content) { error in
                 guard let stateError = error as? StateError else { return XCTFail("\(error)") }
-                XCTAssertEqual(stateError.kind, .corrupt)
+                XCTAssertEqual(stateError.kind, kind, content)
                 XCTAssertTrue(stateError.reason.contains(expected), "\(content) -> \(stateError.reason)")
-                XCTAssertTrue("\(error)".hasPrefix("state file \(path) is corrupt ("), "\(error)")
-                XCTAssertTrue("\(error)".hasSuffix("starting with a fresh state, it will be overwritten"), "\(error)")
+                XCTAssertTrue("\(error)".hasPrefix("state file \(path) is "), "\(error)")
             }
-            let (state, warning) = store.loadOrStartFresh()
-            XCTAssertNil(state)
-            XCTAssertNotNil(warning)
+        }
+    }
+
+    /// A state written by hand or by an older agent, without `updated_at`, is the agent's
+    /// identity all the same. Before, it was called corrupt and replaced by a new identity.
+    func testMissingUpdatedAtIsNotCorruption() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let store = StateStore(path: dir + "/state.json")
+        try #"{"agent_id": "agent-7", "cluster_id": "cluster-7"}"#.write(toFile: store.path, atomically: false, encoding: .utf8)
+        let (state, warnings) = try store.bootstrap(configuredAgentID: nil, now: 1_768_473_000)
+        XCTAssertEqual(warnings, [])
+        XCTAssertEqual(state.agentID, "agent-7")
+        XCTAssertEqual(state.clusterID, "cluster-7")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: store.corruptCopyPath))
+    }
+
+    /// Valid JSON that is not a state may be replaced, but its bytes are kept as `.corrupt`.
+    func testCorruptStateIsReplacedAndKeptAsACorruptCopy() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let store = StateStore(path: dir + "/state.json")
+        let corrupt = #"{"agent_id": 42, "cluster_id": "cluster-9"}"#
+        try corrupt.write(toFile: store.path, atomically: false, encoding: .utf8)
+        let (state, warnings) = try store.bootstrap(configuredAgentID: nil)
+        XCTAssertEqual(warnings.count, 1)
+        XCTAssertTrue(warnings[0].contains("kept as \(store.corruptCopyPath)"), warnings[0])
+        XCTAssertTrue(RandomUUID.isValid(state.agentID))
+        XCTAssertEqual(try store.load(), state)
+        XCTAssertEqual(try String(contentsOfFile: store.corruptCopyPath, encoding: .utf8), corrupt)
+    }
+
+    /// A file that is not JSON may not be ours (a mistyped state.path) or may be a damaged
+    /// identity: the start stops with an error that says what to do, and the file stays.
+    func testStateThatIsNotJSONStopsTheStartAndIsLeftAlone() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let store = StateStore(path: dir + "/state.json")
+        try "# not a state file\n".write(toFile: store.path, atomically: false, encoding: .utf8)
+        XCTAssertThrowsError(try store.bootstrap(configuredAgentID: nil)) { error in
+            XCTAssertEqual((error as? StateError)?.kind, .unparseable, "\(error)")
+            XCTAssertTrue("\(error)".contains("fix it, or remove it"), "\(error)")
+        }
+        XCTAssertEqual(try String(contentsOfFile: store.path, encoding: .utf8), "# not a state file\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: store.corruptCopyPath))
+    }
+
+    /// A state file that cannot be read (here a symlink loop, which even root cannot open;
+    /// ExecutableTests covers a permission error) stops the start and is not replaced.
+    /// Before, it was treated as corrupt: a new identity, and the path overwritten.
+    func testUnreadableStateStopsTheStartAndIsLeftAlone() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let store = StateStore(path: dir + "/state.json")
+        try FileManager.default.createSymbolicLink(atPath: store.path, withDestinationPath: "state.json")
+        XCTAssertThrowsError(try store.bootstrap(configuredAgentID: nil)) { error in
+            XCTAssertEqual((error as? StateError)?.kind, .unreadable, "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("cannot read state file \(store.path): "), "\(error)")
+        }
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: store.path), "state.json")
+    }
+
+    /// Only a regular file is a state file: a directory (or a FIFO, see StateFileStartupTests)
+    /// is refused with what it is, and left alone.
+    func testStatePathThatIsNotARegularFileIsRefused() throws {
+        let dir = try makeConfigTestDirectory(self)
+        let store = StateStore(path: dir + "/state.json")
+        try FileManager.default.createDirectory(atPath: store.path, withIntermediateDirectories: false)
+        XCTAssertThrowsError(try store.bootstrap(configuredAgentID: nil)) { error in
+            XCTAssertEqual((error as? StateError)?.kind, .unreadable, "\(error)")
+            XCTAssertTrue("\(error)".contains("it is a directory, not a regular file"), "\(error)")
         }
     }
 
@@ -97,11 +161,6 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(configured.clusterID, "cluster-1")
         XCTAssertEqual(try store.load()?.agentID, "agent-prod-east-001")
 
-        try "garbage".write(toFile: store.path, atomically: false, encoding: .utf8)
-        let (recovered, w2) = try store.bootstrap(configuredAgentID: nil)
-        XCTAssertEqual(w2.count, 1)
-        XCTAssertTrue(RandomUUID.isValid(recovered.agentID))
-        XCTAssertEqual(try store.load(), recovered, "the corrupt file is overwritten")
     }
 
     func testUUIDv4Format() throws {

@@ -50,7 +50,7 @@ final class HTTPParserTests: XCTestCase {
     }
 
     func testPipelinedRequestsByteAtATime() throws {
-        let text = "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.0\r\n\r\n"
+        let text = "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.0\r\n\r\n"
         for slow in [false, true] {
             let e = try events(.request, text, byteAtATime: slow)
             XCTAssertEqual(e.count, 5, "\(e)")
@@ -63,7 +63,7 @@ final class HTTPParserTests: XCTestCase {
     }
 
     func testChunkedWithTrailersAndExtensions() throws {
-        let text = "POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\nA\r\n 0123456789\r\n0\r\nX-Sum: 42\r\n\r\n"
+        let text = "POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\nA\r\n 0123456789\r\n0\r\nX-Sum: 42\r\n\r\n"
         for slow in [false, true] {
             let e = try events(.request, text.replacingOccurrences(of: "A\r\n 0123456789", with: "a\r\n0123456789"), byteAtATime: slow)
             XCTAssertEqual(e[1], .body(Array("hello0123456789".utf8)))
@@ -79,10 +79,10 @@ final class HTTPParserTests: XCTestCase {
         XCTAssertEqual(parseError(unterminated)?.status, 431)
         let many = "GET / HTTP/1.1\r\n" + (0..<101).map { "H\($0): v\r\n" }.joined() + "\r\n"
         XCTAssertEqual(parseError(many)?.status, 431)
-        let hundred = "GET / HTTP/1.1\r\n" + (0..<100).map { "H\($0): v\r\n" }.joined() + "\r\n"
+        let hundred = "GET / HTTP/1.1\r\nHost: h\r\n" + (0..<99).map { "H\($0): v\r\n" }.joined() + "\r\n"
         XCTAssertNil(parseError(hundred))
         XCTAssertEqual(parseError("POST / HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n")?.status, 413)
-        let chunks = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + String(repeating: "8000\r\n" + String(repeating: "x", count: 0x8000) + "\r\n", count: 40)
+        let chunks = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + String(repeating: "8000\r\n" + String(repeating: "x", count: 0x8000) + "\r\n", count: 40)
         XCTAssertEqual(parseError(chunks)?.status, 413)
     }
 
@@ -93,12 +93,39 @@ final class HTTPParserTests: XCTestCase {
                     "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
                     "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
                     "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-                    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                     "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"] {
             XCTAssertEqual(parseError(bad)?.status, 400, bad)
         }
         XCTAssertEqual(parseError("GET / HTTP/2.0\r\n\r\n")?.status, 505)
         XCTAssertEqual(parseError("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")?.status, 501)
+    }
+
+    /// RFC 9112 §3.2: exactly one Host in HTTP/1.1; HTTP/1.0 may omit it. Before, both passed.
+    func testHostHeaderIsRequiredOnceInHTTP11() throws {
+        let missing = parseError("GET /health HTTP/1.1\r\n\r\n")
+        XCTAssertEqual(missing?.status, 400)
+        XCTAssertTrue(missing?.message.contains("no Host header") ?? false, "\(String(describing: missing))")
+        let twice = parseError("GET /health HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")
+        XCTAssertEqual(twice?.status, 400)
+        XCTAssertTrue(twice?.message.contains("2 Host header fields") ?? false, "\(String(describing: twice))")
+        XCTAssertNil(parseError("GET /health HTTP/1.0\r\n\r\n"))
+        XCTAssertNil(parseError("GET /health HTTP/1.1\r\nHost: a\r\n\r\n"))
+        // An empty Host is allowed (RFC 9112 §3.2, for a URI without an authority).
+        XCTAssertNil(parseError("GET /health HTTP/1.1\r\nHost:\r\n\r\n"))
+    }
+
+    /// The chunk-size line limit holds when the line arrives whole, LF included. Before, it was
+    /// checked only while the LF had not arrived, so a 5 KB extension sent at once passed.
+    func testLongChunkLineIsRefusedEvenWhenItArrivesWhole() throws {
+        let ext = ";x=" + String(repeating: "a", count: 5000)
+        let request = "POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\(ext)\r\nhello\r\n0\r\n\r\n"
+        let error = parseError(request)
+        XCTAssertEqual(error?.status, 400)
+        XCTAssertTrue(error?.message.contains("chunk size line longer than 1024 bytes") ?? false, "\(String(describing: error))")
+        // At the limit it is fine.
+        let fits = ";x=" + String(repeating: "a", count: 1024 - 1 - 3 - 1)   // "5" + ext + CR = 1024 bytes before LF
+        XCTAssertNil(parseError("POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\(fits)\r\nhello\r\n0\r\n\r\n"))
     }
 
     func testResponses() throws {

@@ -59,7 +59,8 @@ final class SSHForwardingTests: XCTestCase {
 
     /// Starts a `Forwarding`; nil (after recording why) when the forward could not be set up.
     /// `localPort` replaces the echo server as the forward's target.
-    private func forwarding(config: SSHClientConfig? = nil, sshdConfig: String = "", localPort: Int? = nil) throws -> Forwarding? {
+    private func forwarding(config: SSHClientConfig? = nil, sshdConfig: String = "", localPort: Int? = nil,
+                            dialTimeout: TimeAmount? = nil) throws -> Forwarding? {
         let sshd = try SSHDPeer(extraConfig: sshdConfig)
         let loop: EventLoop, echo: EchoServer
         do {
@@ -77,7 +78,8 @@ final class SSHForwardingTests: XCTestCase {
         let events = BridgeEvents()
         bridges.observer = events
         let fwd = SSHReverseForwarder(connection: conn, forwards: [
-            SSHForward(remoteAddress: "127.0.0.1", remotePort: 0, localHost: "127.0.0.1", localPort: localPort ?? echo.port, name: "echo")],
+            SSHForward(remoteAddress: "127.0.0.1", remotePort: 0, localHost: "127.0.0.1", localPort: localPort ?? echo.port, name: "echo",
+                       dialTimeout: dialTimeout)],
                                       bridges: bridges)
         d.onChannelOpen = { request in
             if !fwd.handle(request) { request.reject(text: "unexpected") }
@@ -134,6 +136,9 @@ final class SSHForwardingTests: XCTestCase {
         guard let f = try forwarding() else { return }
         defer { f.stop() }
         let (loop, conn, fwd, d, port) = (f.loop, f.conn, f.fwd, f.d, f.port)
+        // The hundred channels open in a burst, so their dials overlap: more than the default
+        // 64 dials in progress would be refused (testDialsOverTheLimitAreRefusedWithResourceShortage).
+        fwd.bridges.maxPendingDials = 100
         _ = try transfer(loop: loop, port: port, clients: 100, bytes: 64 * 1024, timeout: 60)
         XCTAssertTrue(loop.run(until: { fwd.bridges.active == 0 && conn.openChannelCount == 0 }, timeout: .seconds(10)),
                       "bridges \(fwd.bridges.active) channels \(conn.openChannelCount) still open")
@@ -192,6 +197,86 @@ final class SSHForwardingTests: XCTestCase {
         var replied = false
         f.conn.sendGlobalRequest("keepalive@openssh.com", wantReply: true) { _ in replied = true }
         XCTAssertTrue(f.loop.run(until: { replied }, timeout: .seconds(10)))
+        f.conn.close()
+    }
+
+    /// A client connection to the forward's remote port; `Recorder` hears what comes back.
+    private func openClient(_ f: Forwarding) throws -> (TCPConnection, Recorder) {
+        let r = Recorder()
+        let c = try TCPConnection.connect(loop: f.loop, to: SocketAddress(ip: "127.0.0.1", port: f.port), timeout: .seconds(5), delegate: r)
+        return (c, r)
+    }
+
+    /// At `maxChannels`, sshd's next channel is refused with RFC 4254's `resource shortage`
+    /// before anything is dialled (its client is disconnected), and counted; the open ones carry
+    /// on, and once one closes a new channel is taken again. Before, nothing capped channels.
+    func testChannelsOverTheLimitAreRefusedWithResourceShortage() throws {
+        guard let f = try forwarding() else { return }
+        defer { f.stop() }
+        let bridges = f.fwd.bridges
+        bridges.maxChannels = 2
+        let first = try openClient(f), second = try openClient(f)
+        XCTAssertTrue(f.loop.run(until: { bridges.active == 2 }, timeout: .seconds(10)))
+        let (_, third) = try openClient(f)
+        XCTAssertTrue(f.loop.run(until: { third.isClosed }, timeout: .seconds(10)), "the channel over the limit was not refused")
+        XCTAssertEqual(bridges.refusedAtChannelLimit, 1)
+        XCTAssertEqual(bridges.meters.meter("echo").refusedAtChannelLimit, 1, "the forward's meter (kept across sessions) counts it")
+        XCTAssertEqual(f.events.refused.map(\.limit), [.channels])
+        XCTAssertEqual(f.events.refused.first?.forward, "echo")
+        XCTAssertEqual(bridges.started, 2)
+        XCTAssertEqual(f.echo.accepted, 2, "a local connection was dialled for the refused channel")
+        // sshd heard why: its log names the reason code we sent.
+        XCTAssertTrue(f.loop.spin(until: { f.sshd.log.contains("resource shortage") }, timeout: .seconds(10)), f.sshd.log.suffix(800).description)
+        // The open channels still work.
+        first.0.write("ping")
+        XCTAssertTrue(f.loop.run(until: { first.1.received == Array("ping".utf8) }, timeout: .seconds(10)))
+        // Room again once one closes.
+        first.0.close(nil)
+        XCTAssertTrue(f.loop.run(until: { bridges.active == 1 }, timeout: .seconds(10)))
+        let fourth = try openClient(f)
+        XCTAssertTrue(f.loop.run(until: { bridges.active == 2 && bridges.started == 3 }, timeout: .seconds(10)))
+        XCTAssertFalse(f.d.disconnected, "\(String(describing: f.d.error))")
+        second.0.close(nil)
+        fourth.0.close(nil)
+        f.conn.close()
+    }
+
+    /// At `maxPendingDials` (here one dial hangs on a full accept queue), the next channel is
+    /// refused the same way and counted apart.
+    func testDialsOverTheLimitAreRefusedWithResourceShortage() throws {
+        let slowService = try FullAcceptQueue()
+        defer { slowService.close() }
+        guard let f = try forwarding(localPort: slowService.port) else { return }
+        defer { f.stop() }
+        let bridges = f.fwd.bridges
+        bridges.maxPendingDials = 1
+        let waiting = try openClient(f)
+        XCTAssertTrue(f.loop.run(until: { bridges.dialsInProgress == 1 }, timeout: .seconds(10)), "no dial started")
+        let (_, refused) = try openClient(f)
+        XCTAssertTrue(f.loop.run(until: { refused.isClosed }, timeout: .seconds(10)), "the channel over the dial limit was not refused")
+        XCTAssertEqual(bridges.refusedAtDialLimit, 1)
+        XCTAssertEqual(bridges.meters.meter("echo").refusedAtDialLimit, 1)
+        XCTAssertEqual(bridges.refusedAtChannelLimit, 0)
+        XCTAssertEqual(f.events.refused.map(\.limit), [.pendingDials])
+        XCTAssertEqual(bridges.dialsInProgress, 1)
+        XCTAssertTrue(f.loop.spin(until: { f.sshd.log.contains("resource shortage") }, timeout: .seconds(10)), f.sshd.log.suffix(800).description)
+        waiting.0.close(nil)
+        f.conn.close()
+    }
+
+    /// A forward's own dial timeout ends a dial that hangs (a full accept queue), and the
+    /// failure names the forward. Before, every dial had the same fixed 10 s.
+    func testEachForwardHasItsOwnDialTimeout() throws {
+        let slowService = try FullAcceptQueue()
+        defer { slowService.close() }
+        guard let f = try forwarding(localPort: slowService.port, dialTimeout: .milliseconds(300)) else { return }
+        defer { f.stop() }
+        f.fwd.bridges.dialTimeout = .seconds(60)   // the default the forward's own timeout overrides
+        let (_, client) = try openClient(f)
+        XCTAssertTrue(f.loop.run(until: { f.events.dialFailures.count == 1 && client.isClosed }, timeout: .seconds(5)),
+                      "the dial did not end at the forward's timeout")
+        XCTAssertEqual(f.events.dialFailures.first?.forward, "echo")
+        XCTAssertEqual(f.fwd.bridges.dialsInProgress, 0)
         f.conn.close()
     }
 
@@ -370,6 +455,8 @@ final class BridgeEvents: ChannelBridgesObserver {
     var dialFailures: [(forward: String, target: String)] = []
     func channelBridgeOpened(forward: String, id: Int) { opened += 1 }
     func channelBridgeDialFailed(forward: String, target: String, error: ConnectionError?) { dialFailures.append((forward, target)) }
+    var refused: [(forward: String, limit: ChannelBridges.Limit)] = []
+    func channelBridgeRefused(forward: String, limit: ChannelBridges.Limit) { refused.append((forward, limit)) }
     func channelBridgeClosed(forward: String, id: Int, traffic t: ForwardTraffic) {
         closed += 1
         traffic[forward, default: ForwardTraffic()].toLocal += t.toLocal

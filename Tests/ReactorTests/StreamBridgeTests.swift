@@ -81,4 +81,41 @@ final class StreamBridgeTests: XCTestCase {
         XCTAssertTrue(loop.run(until: { bridges.allSatisfy(\.isFinished) }, timeout: .seconds(10)))
         XCTAssertEqual(meter.firstToSecond, total)
     }
+
+    /// The tunnel side sends ~2 MB and closes (as an SSH channel's CLOSE arrives, after data
+    /// the window allowed) while the local service is alive but never reads: the bridge may
+    /// not hold that service's socket and the bytes queued for it forever. At its flush
+    /// deadline it closes the service's side and ends. Before, ten such connections kept
+    /// ~2 MB each for as long as the service lived.
+    func testFlushToAPeerThatNeverReadsEndsAtItsDeadline() throws {
+        let loop = try makeLoop()
+        let resolver = try Resolver(loop: loop)
+        let service = Recorder()
+        var serviceConn: TCPConnection?
+        let serviceListener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
+            guard let c = try? TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: service) else { return }
+            c.pauseReading()   // alive, never reads
+            serviceConn = c
+        }
+        defer { serviceListener.close() }
+        let (tunnelPeer, channel) = MemoryStream.pair(loop: loop)
+        let local = HostConnection(loop: loop, resolver: resolver, host: "127.0.0.1", port: serviceListener.address.port,
+                                   timeout: .seconds(5), delegate: nil)
+        let bridge = StreamBridge(channel, local)
+        bridge.flushTimeout = .milliseconds(300)
+        bridge.start()
+        XCTAssertTrue(loop.run(until: { serviceConn != nil && local.connection != nil }, timeout: .seconds(10)))
+
+        tunnelPeer.write([UInt8](repeating: 0x5A, count: 16 << 20))
+        tunnelPeer.close(nil)
+        // The bridge saw the tunnel side end with bytes still queued for the service.
+        var heldAtEnd = 0
+        XCTAssertTrue(loop.run(until: {
+            if heldAtEnd == 0 { heldAtEnd = local.queuedBytes }
+            return bridge.isFinished
+        }, timeout: .seconds(20)), "the bridge still holds \(local.queuedBytes) bytes for a service that does not read")
+        XCTAssertGreaterThan(heldAtEnd, 1 << 20, "nothing was left to flush: the test proves nothing")
+        XCTAssertEqual(local.queuedBytes, 0)
+        serviceConn?.close(nil)
+    }
 }

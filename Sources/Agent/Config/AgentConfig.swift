@@ -36,6 +36,9 @@ public struct AgentSettings: Sendable, Equatable {
     public var version = AgentVersion.version
     /// The agent's HTTP server port (health, metrics, API, WebSocket, SSE, dashboard).
     public var port = 8080
+    /// The address that server listens on: every interface (what a pod needs, for kubelet
+    /// probes and Prometheus), or `127.0.0.1` on a VM where only the tunnel should reach it.
+    public var bindAddress = "0.0.0.0"
     public var labels: [String: String] = [:]
     public var heartbeatInterval: TimeAmount = .seconds(30)
     public init() {}
@@ -155,12 +158,18 @@ public struct TunnelForward: Sendable, Equatable {
     public var remoteBind: String
     /// 0: allocated by the control plane.
     public var remotePort: Int
+    /// How long dialling `localAddr` for one tunnelled connection may take.
+    public var dialTimeout: TimeAmount
 
-    public init(name: String, localAddr: String, remoteBind: String = "127.0.0.1", remotePort: Int = 0) {
+    public static let defaultDialTimeout: TimeAmount = .seconds(10)
+
+    public init(name: String, localAddr: String, remoteBind: String = "127.0.0.1", remotePort: Int = 0,
+                dialTimeout: TimeAmount = TunnelForward.defaultDialTimeout) {
         self.name = name
         self.localAddr = localAddr
         self.remoteBind = remoteBind
         self.remotePort = remotePort
+        self.dialTimeout = dialTimeout
     }
 
     /// Used when the config names no forwards: the three of the architecture document.
@@ -193,6 +202,11 @@ public struct TunnelSettings: Sendable, Equatable {
     public var inactivityTimeout: TimeAmount = .zero
     public var forwards = TunnelForward.defaults(agentPort: 8080)
     public var ssh = TunnelSSHSettings()
+    /// Tunnel channels open at once (bridged or being dialled); more are refused with the SSH
+    /// reason `resource shortage`.
+    public var maxChannels = 1024
+    /// Local dials in progress at once; more channels are refused the same way.
+    public var maxPendingDials = 64
     public init() {}
 }
 

@@ -50,6 +50,8 @@ enum ConfigKeys {
             string("agent.version", \.agent.version),
             // 0: any free port (tests); the log says which one was bound.
             int("agent.port", \.agent.port, 0...65535, "a port number"),
+            string("agent.bind_address", \.agent.bindAddress, expectation: "a numeric IPv4 or IPv6 address, like 0.0.0.0 or 127.0.0.1",
+                   check: { (try? SocketAddress(ip: $0, port: 0)) != nil }),
             ConfigKey(path: "agent.labels", kind: .labels),
             duration("agent.heartbeat_interval", \.agent.heartbeatInterval, allowZero: false),
 
@@ -101,6 +103,8 @@ enum ConfigKeys {
             duration("tunnel.poll_interval", \.tunnel.pollInterval, allowZero: false),
             duration("tunnel.inactivity_timeout", \.tunnel.inactivityTimeout, allowZero: true),
             ConfigKey(path: "tunnel.forwards", kind: .forwards),
+            int("tunnel.max_channels", \.tunnel.maxChannels, 1...1_000_000, "a channel count"),
+            int("tunnel.max_pending_dials", \.tunnel.maxPendingDials, 1...100_000, "a dial count"),
             string("tunnel.ssh.server", \.tunnel.ssh.server),
             string("tunnel.ssh.user", \.tunnel.ssh.user),
             string("tunnel.ssh.password", \.tunnel.ssh.password, secret: true),
@@ -120,7 +124,9 @@ enum ConfigKeys {
         scalar(path, ScalarKey(
             expectation: expectation, secret: false,
             set: { config, text in
-                guard (allowEmpty && text.isEmpty) || (!text.isEmpty && check(text)) else { return "expected \(expectation), got \"\(text)\"" }
+                guard (allowEmpty && text.isEmpty) || (!text.isEmpty && check(text)) else {
+                    return "expected \(expectation), got \"\(URLUserinfo.redacted(text))\""
+                }
                 config[keyPath: kp] = text
                 return nil
             },
@@ -139,7 +145,7 @@ enum ConfigKeys {
                     config[keyPath: kp] = nil
                     return nil
                 }
-                guard check(text) else { return "expected \(expectation), got \"\(text)\"" }
+                guard check(text) else { return "expected \(expectation), got \"\(URLUserinfo.redacted(text))\"" }
                 config[keyPath: kp] = text
                 return nil
             },

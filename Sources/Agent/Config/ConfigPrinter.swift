@@ -1,5 +1,8 @@
+import Reactor
+
 /// `config print`: the merged configuration as YAML, every key in registry order, secrets
-/// (`pipeops.token`, `server.api_token`, `tunnel.ssh.password`) shown as `"***"` when set.
+/// (`pipeops.token`, `server.api_token`, `tunnel.ssh.password`) shown as `"***"` when set, and
+/// so is the userinfo of any URL (`http://***@host`).
 /// The output reads back through `ConfigLoader` to the same config (secrets aside).
 public enum ConfigPrinter {
     public static func render(_ config: AgentConfig) -> String {
@@ -50,6 +53,7 @@ public enum ConfigPrinter {
             out += item + "  local_addr: " + quoted(forward.localAddr) + "\n"
             out += item + "  remote_bind: " + quoted(forward.remoteBind) + "\n"
             out += item + "  remote_port: \(forward.remotePort)\n"
+            out += item + "  dial_timeout: " + quoted(DurationText.format(forward.dialTimeout)) + "\n"
         }
         return out
     }
@@ -57,7 +61,7 @@ public enum ConfigPrinter {
     private static func text(_ value: RenderedScalar) -> String {
         switch value {
         case .null: return "null"
-        case .text(let s): return quoted(s)
+        case .text(let s): return quoted(URLUserinfo.redacted(s))
         case .number(let n): return String(n)
         case .bool(let b): return b ? "true" : "false"
         case .duration(let d): return quoted(DurationText.format(d))

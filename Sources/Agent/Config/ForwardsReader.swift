@@ -1,7 +1,7 @@
 import Reactor
 
 /// Reads `tunnel.forwards` from the file: a list of
-/// `{name, local_addr, remote_bind (default 127.0.0.1), remote_port (default 0)}`,
+/// `{name, local_addr, remote_bind (default 127.0.0.1), remote_port (default 0), dial_timeout (default 10s)}`,
 /// checking each item where it stands so errors carry its line.
 struct ForwardsReader {
     let file: String
@@ -38,6 +38,7 @@ struct ForwardsReader {
         var localAddr: String?
         var remoteBind = "127.0.0.1"
         var remotePort = 0
+        var dialTimeout = TunnelForward.defaultDialTimeout
         for pair in pairs {
             let key = "\(path).\(pair.key)"
             let origin = ConfigOrigin.file(file, line: pair.keyLine)
@@ -58,6 +59,12 @@ struct ForwardsReader {
                     throw ConfigError(origin, key: key, "expected a port number 0-65535 (0 = allocated), got \"\(text)\"")
                 }
                 remotePort = port
+            case "dial_timeout":
+                let text = try text(pair.value, key: key, origin: origin, expectation: "a duration like \"5s\"")
+                guard let value = DurationText.parse(text), value > .zero else {
+                    throw ConfigError(origin, key: key, "expected a duration above zero like \"5s\", got \"\(text)\"")
+                }
+                dialTimeout = value
             default:
                 warnings.append("\(file):\(pair.keyLine): unknown key \(key) (ignored)")
             }
@@ -68,7 +75,7 @@ struct ForwardsReader {
         guard let localAddr else {
             throw ConfigError(.file(file, line: item.line), key: path, "missing \"local_addr\" (host:port)")
         }
-        return TunnelForward(name: name, localAddr: localAddr, remoteBind: remoteBind, remotePort: remotePort)
+        return TunnelForward(name: name, localAddr: localAddr, remoteBind: remoteBind, remotePort: remotePort, dialTimeout: dialTimeout)
     }
 
     private func text(_ node: YAMLNode, key: String, origin: ConfigOrigin,

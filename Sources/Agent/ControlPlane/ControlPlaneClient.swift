@@ -114,7 +114,7 @@ public final class ControlPlaneClient {
         isRegistered = false
         let body = registerBody(resume: resume).json.bytes
         logger.info("registering with the control plane", metadata: ["mode": "\(resume ? "resume" : "fresh")",
-                                                                    "agent_id": "\(state.agentID)", "api_url": "\(config.pipeops.apiURL)"])
+                                                                    "agent_id": "\(state.agentID)", "api_url": "\(URLUserinfo.redacted(config.pipeops.apiURL))"])
         let request = ControlPlaneRequest(method: "POST", path: "/api/v1/clusters/agent/register", body: body,
                                           timeout: config.pipeops.timeouts.register)
         transport.send(request, token: token) { [weak self] result in

@@ -22,7 +22,7 @@ final class HTTPControlPlaneTransport: ControlPlaneTransport {
         let url = joinURL(baseURL, request.path)
         let http: HTTPClientRequest
         do { http = try HTTPClientRequest(method: request.method, url: url, headers: headers, body: request.body ?? []) } catch {
-            completion(.failure(ControlPlaneCallError("bad control-plane URL \(url): \(error)")))
+            completion(.failure(ControlPlaneCallError("bad control-plane URL \(URLUserinfo.redacted(url)): \(error)")))
             return
         }
         client.fetch(http, timeout: request.timeout, maxBodyBytes: Self.maxBodyBytes) { result in

@@ -46,6 +46,9 @@ final class KubernetesClient {
         self.token = BearerToken(access.credential)
         self.logger = logger
         http.maxIdlePerOrigin = 4
+        // Every watch and every followed pod log holds a connection for as long as it lasts:
+        // room for them all (followers are capped by realtime.max_connections) before a call waits.
+        http.maxConnectionsPerOrigin = 256
     }
 
     /// A call in flight; `cancel` stops it (no callback after), `pause`/`resume` push back on a
@@ -135,7 +138,9 @@ final class KubernetesClient {
         var head: HTTPResponseHead?
         var errorBody: [UInt8] = []
         var opened = false
-        call.task = http.execute(request, timeout: timeout, onHead: { h in
+        // A call without a deadline is a watch or a followed log: silent for minutes by nature
+        // (ResourceWatcher times its watches itself), so no read-idle limit either.
+        call.task = http.execute(request, timeout: timeout, readIdleTimeout: timeout == nil ? .zero : nil, onHead: { h in
             head = h
             if (200..<300).contains(h.status) {
                 opened = true

@@ -27,15 +27,20 @@ public struct AgentState: Sendable, Equatable {
                  "cluster_token": clusterToken.map { .string($0) }, "updated_at": .string(Timestamp.rfc3339(seconds: updatedAt))])
     }
 
-    init(json: JSONValue) throws(JSONShapeError) {
+    /// `updated_at` is informational: a file without it (written by hand, or by an older
+    /// agent) is still the agent's identity, and gets `now`.
+    init(json: JSONValue, now: Int64 = Timestamp.nowSeconds()) throws(JSONShapeError) {
         let f = try JSONFields(json)
         agentID = try f.string("agent_id")
         clusterID = try f.optionalString("cluster_id")
         clusterToken = try f.optionalString("cluster_token")
-        let text = try f.string("updated_at")
-        guard let seconds = Timestamp.parseRFC3339(text) else {
-            throw JSONShapeError(path: "updated_at", reason: "expected an RFC 3339 time, got \"\(text)\"")
+        if let text = try f.optionalString("updated_at") {
+            guard let seconds = Timestamp.parseRFC3339(text) else {
+                throw JSONShapeError(path: "updated_at", reason: "expected an RFC 3339 time, got \"\(text)\"")
+            }
+            updatedAt = seconds
+        } else {
+            updatedAt = now
         }
-        updatedAt = seconds
     }
 }

@@ -16,9 +16,9 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
     let connector: HTTPConnector
     let proxies: HTTPProxySettings
     let resolver: Resolver
-    /// Chisel target string (`host:port`) -> the forward's name and parsed local address, for
-    /// the forwards we were allocated; channels to anything else are refused.
-    let targets: [String: (forward: String, host: String, port: Int)]
+    /// Chisel target string (`host:port`) -> the forward's name, parsed local address and dial
+    /// timeout, for the forwards we were allocated; channels to anything else are refused.
+    let targets: [String: (forward: String, host: String, port: Int, dialTimeout: TimeAmount)]
     let remotes: [ChiselRemote]
 
     private var dialer: StreamDialer?
@@ -34,12 +34,12 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
         self.proxies = proxies
         self.resolver = resolver
         var remotes: [ChiselRemote] = []
-        var targets: [String: (forward: String, host: String, port: Int)] = [:]
+        var targets: [String: (forward: String, host: String, port: Int, dialTimeout: TimeAmount)] = [:]
         for f in desired.forwards {
             let local = try f.localHostPort()
             let r = ChiselRemote(localHost: f.remoteBind, localPort: f.remotePort, remoteHost: local.host, remotePort: local.port)
             remotes.append(r)
-            if targets[r.target] == nil { targets[r.target] = (f.name, local.host, local.port) }
+            if targets[r.target] == nil { targets[r.target] = (f.name, local.host, local.port, f.dialTimeout) }
         }
         self.remotes = remotes
         self.targets = targets
@@ -133,17 +133,16 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
 
     func sshConnection(_ connection: SSHConnection, channelOpen request: SSHChannelOpenRequest) {
         guard request.type == "chisel" else {
-            request.reject(reason: 3, text: "unknown channel type \(request.type)")
+            request.reject(.unknownChannelType, text: "unknown channel type \(request.type)")
             return
         }
         let target = String(decoding: request.data, as: UTF8.self)
         guard let local = targets[target] else {
             logger.warning("refused a tunnel channel to an unconfigured target", metadata: ["target": "\(target)"])
-            request.reject(reason: 1, text: "Denied outbound connection")
+            request.reject(.administrativelyProhibited, text: "Denied outbound connection")
             return
         }
-        guard let channel = request.accept(delegate: nil) else { return }
-        bridges.bridge(channel, toHost: local.host, port: local.port, forward: local.forward)
+        bridges.accept(request, toHost: local.host, port: local.port, forward: local.forward, dialTimeout: local.dialTimeout)
     }
 
     func sshConnection(_ connection: SSHConnection, didDisconnectWith error: SSHError?) {

@@ -19,6 +19,7 @@ public struct DesiredTunnel: Equatable, Sendable {
         public var remotePort: Int
         public var localAddr: String
         public var remoteBind: String
+        public var dialTimeout: TimeAmount = TunnelForward.defaultDialTimeout
 
         /// `localAddr` as host and port; the error names the forward.
         func localHostPort() throws(TunnelConfigError) -> (host: String, port: Int) {

@@ -33,7 +33,7 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
                 return
             }
             forwards.append(SSHForward(remoteAddress: f.remoteBind, remotePort: f.remotePort,
-                                       localHost: local.host, localPort: local.port, name: f.name))
+                                       localHost: local.host, localPort: local.port, name: f.name, dialTimeout: f.dialTimeout))
         }
         connect()
     }
@@ -86,7 +86,7 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
 
     func sshConnection(_ connection: SSHConnection, channelOpen request: SSHChannelOpenRequest) {
         guard let f = forwarder, f.handle(request) else {
-            request.reject(reason: 1, text: "unexpected channel \(request.type)")
+            request.reject(.administrativelyProhibited, text: "unexpected channel \(request.type)")
             return
         }
     }

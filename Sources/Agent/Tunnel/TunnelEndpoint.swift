@@ -22,12 +22,13 @@ public struct TunnelEndpoint: Equatable, Sendable, CustomStringConvertible {
         guard !trimmed.isEmpty else { throw TunnelConfigError("tunnel server address is empty") }
         // A bare host[:port] means https; the rest is an ordinary URL.
         let url = trimmed.contains("://") ? trimmed : "https://" + trimmed
+        let shown = URLUserinfo.redacted(url)
         let origin: HTTPOrigin, target: String
         do { (origin, target) = try HTTPClientRequest.parseURL(url) } catch {
-            throw TunnelConfigError("tunnel server address '\(text)': \(error)")
+            throw TunnelConfigError("tunnel server address '\(shown)': \(error)")
         }
-        guard !origin.host.isEmpty else { throw TunnelConfigError("tunnel server address '\(text)' has no host") }
-        guard origin.port != 0 else { throw TunnelConfigError("tunnel server address '\(text)': port 0") }
+        guard !origin.host.isEmpty else { throw TunnelConfigError("tunnel server address '\(shown)' has no host") }
+        guard origin.port != 0 else { throw TunnelConfigError("tunnel server address '\(shown)': port 0") }
         return TunnelEndpoint(useTLS: origin.useTLS, host: origin.host, port: origin.port, path: target)
     }
 

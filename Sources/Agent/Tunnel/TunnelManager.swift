@@ -10,6 +10,8 @@ public final class TunnelManager {
     unowned let loop: EventLoop
     let configuredForwards: [TunnelForward]
     let inactivityTimeout: TimeAmount
+    /// Applied to every session's channel bridges.
+    let limits: TunnelLimits
     let logger: Logger
     /// Opens one tunnel session; the manager owns its lifecycle.
     let makeSession: (DesiredTunnel, TunnelManager) -> TunnelSession
@@ -43,6 +45,17 @@ public final class TunnelManager {
     public private(set) var allocationError: String?
     /// Phase changes and forward connections, as they happen (the agent's event bus).
     var onEvent: ((TunnelEvent) -> Void)?
+    /// Tunnel channels refused with `resource shortage` at `tunnel.max_channels`, and at
+    /// `tunnel.max_pending_dials`, over every session.
+    public private(set) var channelsRefusedAtChannelLimit: UInt64 = 0
+    public private(set) var channelsRefusedAtDialLimit: UInt64 = 0
+    private lazy var limitLog = LimitHitLog(loop: loop, interval: limits.logInterval) { [unowned self] hits, interval in
+        self.logger.warning("tunnel channels refused: limit reached (resource shortage)", metadata: [
+            "hits": "\(hits)", "interval": "\(interval)",
+            "max_channels": "\(self.limits.maxChannels)", "max_pending_dials": "\(self.limits.maxPendingDials)",
+            "refused_at_channel_limit": "\(self.channelsRefusedAtChannelLimit)",
+            "refused_at_dial_limit": "\(self.channelsRefusedAtDialLimit)"])
+    }
 
     private var session: TunnelSession?
     private var backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(30))
@@ -55,11 +68,12 @@ public final class TunnelManager {
     private var closedForInactivity = false
     private var connectedAt: Deadline?
 
-    init(loop: EventLoop, forwards: [TunnelForward], inactivityTimeout: TimeAmount, logger: Logger,
-         makeSession: @escaping (DesiredTunnel, TunnelManager) -> TunnelSession) {
+    init(loop: EventLoop, forwards: [TunnelForward], inactivityTimeout: TimeAmount, limits: TunnelLimits = TunnelLimits(),
+         logger: Logger, makeSession: @escaping (DesiredTunnel, TunnelManager) -> TunnelSession) {
         self.loop = loop
         self.configuredForwards = forwards
         self.inactivityTimeout = inactivityTimeout
+        self.limits = limits
         var l = logger
         l[metadataKey: "component"] = "tunnel"
         self.logger = l
@@ -119,7 +133,8 @@ public final class TunnelManager {
                 logger.warning("allocation with an invalid port; skipped", metadata: ["forward": "\(a.name)", "remote_port": "\(a.remotePort)"])
                 continue
             }
-            forwards.append(.init(name: f.name, remotePort: a.remotePort, localAddr: f.localAddr, remoteBind: f.remoteBind))
+            forwards.append(.init(name: f.name, remotePort: a.remotePort, localAddr: f.localAddr, remoteBind: f.remoteBind,
+                                  dialTimeout: f.dialTimeout))
         }
         guard !forwards.isEmpty else {
             let names = (r.forwards ?? []).map(\.name)
@@ -131,6 +146,13 @@ public final class TunnelManager {
 
     /// Opens a tunnel that no control plane drives (`tunnel.mode: ssh`): kept up until shutdown.
     public func openStatic(_ wanted: DesiredTunnel) {
+        var wanted = wanted
+        // Each forward's dial timeout comes from its configuration.
+        for i in wanted.forwards.indices {
+            if let f = configuredForwards.first(where: { $0.name == wanted.forwards[i].name }) {
+                wanted.forwards[i].dialTimeout = f.dialTimeout
+            }
+        }
         desired = wanted
         backoff.reset()
         connect()
@@ -217,6 +239,15 @@ public final class TunnelManager {
 
     /// The server bound this forward on `port` (SSH mode, where port 0 lets the server pick).
     func forwardBound(_ name: String, port: Int) { remotePorts[name] = port }
+
+    /// A session refused a channel of forward `name` at `limit`.
+    func channelRefused(_ name: String, limit: ChannelBridges.Limit) {
+        switch limit {
+        case .channels: channelsRefusedAtChannelLimit &+= 1
+        case .pendingDials: channelsRefusedAtDialLimit &+= 1
+        }
+        limitLog.record()
+    }
 
     private func armInactivityTimer() {
         inactivityTimer?.cancel()

@@ -17,6 +17,8 @@ class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
         self.manager = manager
         self.logger = logger
         bridges = ChannelBridges(loop: loop, resolver: resolver, meters: manager.meters)
+        bridges.maxChannels = manager.limits.maxChannels
+        bridges.maxPendingDials = manager.limits.maxPendingDials
         bridges.observer = self
     }
 
@@ -52,6 +54,11 @@ class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
     func channelBridgeDialFailed(forward: String, target: String, error: ConnectionError?) {
         logger.warning("cannot reach the forward's local address", metadata: [
             "forward": "\(forward)", "target": "\(target)", "error": "\(error.map { "\($0)" } ?? "closed")"])
+    }
+
+    /// Logged by the manager, once per interval for every session together.
+    func channelBridgeRefused(forward: String, limit: ChannelBridges.Limit) {
+        manager?.channelRefused(forward, limit: limit)
     }
 
     func channelBridgeClosed(forward: String, id: Int, traffic: ForwardTraffic) {

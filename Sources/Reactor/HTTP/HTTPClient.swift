@@ -1,6 +1,11 @@
 /// An HTTP/1.1 client on the loop, with a keep-alive pool per origin, a deadline per request,
 /// streaming bodies (a callback per chunk, for Kubernetes watches), proxies through CONNECT
 /// (HTTPS_PROXY / HTTP_PROXY / NO_PROXY) and a pluggable connector for TCP and TLS.
+///
+/// Limits: at most `maxConnectionsPerOrigin` connections per origin (open or being dialled);
+/// further requests wait for one in order, at most `maxWaitingPerOrigin` of them, each within
+/// its own deadline. A response that stops arriving fails after `readIdleTimeout` without a
+/// byte, whatever its overall deadline.
 public final class HTTPClient {
     public unowned let loop: EventLoop
     public let connector: HTTPConnector
@@ -8,9 +13,22 @@ public final class HTTPClient {
     public var idleTimeout: TimeAmount = .seconds(30)
     public var maxIdlePerOrigin = 8
     public var connectTimeout: TimeAmount = .seconds(10)
+    public var maxConnectionsPerOrigin = 16
+    public var maxWaitingPerOrigin = 256
+    /// No response byte for this long fails the request (zero: no limit). A request can set
+    /// its own (`execute(readIdleTimeout:)`), e.g. a watch that may be silent for longer.
+    public var readIdleTimeout: TimeAmount = .seconds(30)
     private var idle: [HTTPOrigin: [HTTPClientConnection]] = [:]
     private var active: [ObjectIdentifier: HTTPClientConnection] = [:]
+    /// Connections per origin: open (busy or idle) or being dialled.
+    private var connectionCounts: [HTTPOrigin: Int] = [:]
+    /// Requests waiting for a connection, per origin, oldest first.
+    private var waiting: [HTTPOrigin: [HTTPClientTask]] = [:]
     public private(set) var connectionsOpened = 0
+    /// Requests that had to wait for a connection (the per-origin cap was reached).
+    public private(set) var requestsQueued: UInt64 = 0
+    /// Requests failed at once because too many were already waiting.
+    public private(set) var requestsRefused: UInt64 = 0
 
     public init(loop: EventLoop, connector: HTTPConnector, proxies: HTTPProxySettings = .none) {
         self.loop = loop
@@ -21,12 +39,14 @@ public final class HTTPClient {
 
     /// Streams the response: `onHead` once, `onBody` per chunk, then `onComplete` with the
     /// trailers or the error. `timeout` covers connecting and the whole response (nil: none).
+    /// `readIdleTimeout`: nil takes the client's.
     @discardableResult
-    public func execute(_ request: HTTPClientRequest, timeout: TimeAmount?,
+    public func execute(_ request: HTTPClientRequest, timeout: TimeAmount?, readIdleTimeout: TimeAmount? = nil,
                         onHead: @escaping (HTTPResponseHead) -> Void,
                         onBody: @escaping ([UInt8]) -> Void,
                         onComplete: @escaping (Result<HTTPHeaders, ConnectionError>) -> Void) -> HTTPClientTask {
         let task = HTTPClientTask(request: request, onHead: onHead, onBody: onBody, onComplete: onComplete)
+        task.readIdleTimeout = readIdleTimeout ?? self.readIdleTimeout
         if let timeout {
             task.timer = loop.schedule(in: timeout) { [weak task] in
                 guard let task else { return }
@@ -72,6 +92,9 @@ public final class HTTPClient {
         return task
     }
 
+    /// Connections to `origin` now: busy, idle, or being dialled.
+    public func connections(to origin: HTTPOrigin) -> Int { connectionCounts[origin, default: 0] }
+
     /// Closes every idle connection.
     public func closeIdle() {
         let all = idle.values.flatMap { $0 }
@@ -83,6 +106,11 @@ public final class HTTPClient {
 
     private func start(_ task: HTTPClientTask) {
         task.attempts += 1
+        assign(task)
+    }
+
+    /// Sends `task` on an idle connection, dials a new one, or queues it at the cap.
+    private func assign(_ task: HTTPClientTask) {
         let origin = task.request.origin
         while var list = idle[origin], let c = list.popLast() {
             idle[origin] = list.isEmpty ? nil : list
@@ -92,16 +120,38 @@ public final class HTTPClient {
                 return
             }
         }
+        guard connectionCounts[origin, default: 0] < maxConnectionsPerOrigin else {
+            var queue = (waiting[origin] ?? []).filter { !$0.isFinished }
+            guard queue.count < maxWaitingPerOrigin else {
+                requestsRefused &+= 1
+                task.complete(.failure(.closedLocally("\(maxWaitingPerOrigin) requests already wait for a connection to \(origin)")))
+                return
+            }
+            requestsQueued &+= 1
+            queue.append(task)
+            waiting[origin] = queue
+            return
+        }
+        connectionCounts[origin, default: 0] += 1
+        // A dial abandoned with its task (cancelled, or past its deadline) frees its place.
+        task.onDialAbandoned = { [weak self] in self?.connectionEnded(origin) }
         task.dialer = StreamDialer.dial(loop: loop, origin: origin, connector: connector, proxies: proxies,
                                         timeout: connectTimeout) { [weak self] result in
             // The dialer holds the task until it reports: a caller may drop its handle.
-            guard let self, !task.isFinished else {
+            task.onDialAbandoned = nil
+            guard let self else {
                 if case .success(let s) = result { s.close(nil) }
                 return
             }
             task.dialer = nil
+            guard !task.isFinished else {
+                if case .success(let s) = result { s.close(nil) }
+                self.connectionEnded(origin)
+                return
+            }
             switch result {
             case .failure(let e):
+                self.connectionEnded(origin)
                 task.complete(.failure(e))
             case .success(let stream):
                 self.connectionsOpened += 1
@@ -112,12 +162,34 @@ public final class HTTPClient {
         }
     }
 
+    /// The oldest request still waiting for `origin`, if any.
+    private func nextWaiting(_ origin: HTTPOrigin) -> HTTPClientTask? {
+        guard var queue = waiting[origin] else { return nil }
+        defer { waiting[origin] = queue.isEmpty ? nil : queue }
+        while !queue.isEmpty {
+            let t = queue.removeFirst()
+            if !t.isFinished { return t }
+        }
+        return nil
+    }
+
+    /// A connection (or a dial) of `origin` is gone: a waiting request may take its place.
+    private func connectionEnded(_ origin: HTTPOrigin) {
+        let n = connectionCounts[origin, default: 1] - 1
+        connectionCounts[origin] = n > 0 ? n : nil
+        if let next = nextWaiting(origin) { assign(next) }
+    }
+
     func retry(_ task: HTTPClientTask) {
         guard !task.isFinished else { return }
         start(task)
     }
 
     func release(_ c: HTTPClientConnection) {
+        if let next = nextWaiting(c.origin) {
+            c.send(next)
+            return
+        }
         active.removeValue(forKey: ObjectIdentifier(c))
         var list = idle[c.origin] ?? []
         guard list.count < maxIdlePerOrigin else { c.stream.close(nil); return }
@@ -132,5 +204,6 @@ public final class HTTPClient {
             list.remove(at: i)
             idle[c.origin] = list.isEmpty ? nil : list
         }
+        connectionEnded(c.origin)
     }
 }

@@ -1,5 +1,6 @@
 /// One kept-alive connection of `HTTPClient`: sends a request, parses its response, and goes
-/// back to the pool when both sides allow it.
+/// back to the pool when both sides allow it. While a response is awaited, a gap of the task's
+/// `readIdleTimeout` without a byte fails it (one timer, re-armed lazily as bytes arrive).
 final class HTTPClientConnection: ByteStreamDelegate {
     enum State { case idle, busy, closed }
 
@@ -14,6 +15,8 @@ final class HTTPClientConnection: ByteStreamDelegate {
     private(set) var requestsSent = 0
     private var idleTimer: LoopTimer?
     private var requestWantsClose = false
+    private var readTimer: LoopTimer?
+    private var lastRead = Deadline.now()
 
     init(client: HTTPClient, origin: HTTPOrigin, stream: ByteStream) {
         self.client = client
@@ -44,11 +47,37 @@ final class HTTPClientConnection: ByteStreamDelegate {
         out.append(contentsOf: r.body)
         stream.write(out)
         if task.readingPaused { stream.pauseReading() }
+        if task.readIdleTimeout > .zero {
+            lastRead = stream.loop.now
+            armReadTimer(task.readIdleTimeout)
+        }
+    }
+
+    private func armReadTimer(_ gap: TimeAmount) {
+        readTimer = stream.loop.schedule(at: lastRead + gap) { [weak self] in self?.readTimerFired(gap) }
+    }
+
+    private func readTimerFired(_ gap: TimeAmount) {
+        readTimer = nil
+        guard state == .busy, let t = task else { return }
+        // A consumer that paused reading is why nothing arrives: that is not the server's silence.
+        if t.readingPaused { lastRead = stream.loop.now }
+        if stream.loop.now < lastRead + gap { armReadTimer(gap); return }
+        task = nil
+        let error = ConnectionError.timedOut("no response data from \(origin) for \(gap)")
+        t.complete(.failure(error))
+        stream.close(error)
+    }
+
+    private func stopReadTimer() {
+        readTimer?.cancel()
+        readTimer = nil
     }
 
     /// Drops the current request's connection (cancel or timeout).
     func abandon(_ reason: ConnectionError) {
         task = nil
+        stopReadTimer()
         stream.close(reason)
     }
 
@@ -66,6 +95,7 @@ final class HTTPClientConnection: ByteStreamDelegate {
             return
         }
         receivedBytes = true
+        lastRead = stream.loop.now
         parser.feed(bytes)
         process()
     }
@@ -82,6 +112,7 @@ final class HTTPClientConnection: ByteStreamDelegate {
         state = .closed
         idleTimer?.cancel()
         idleTimer = nil
+        stopReadTimer()
         client.connectionClosed(self)
         guard wasBusy, let t = task else { return }
         task = nil
@@ -111,6 +142,7 @@ final class HTTPClientConnection: ByteStreamDelegate {
                 t.onBody?(bytes)
             case .end(let trailers):
                 task = nil
+                stopReadTimer()
                 if t.readingPaused { stream.resumeReading() }
                 let reusable = (head?.keepAlive ?? false) && !requestWantsClose && !parser.isStopped && parser.isIdle
                 if reusable { client.release(self) } else { stream.close(nil) }

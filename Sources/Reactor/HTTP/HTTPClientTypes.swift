@@ -22,11 +22,12 @@ public struct HTTPClientRequest: Sendable {
     }
 
     public static func parseURL(_ url: String) throws(AddressError) -> (HTTPOrigin, String) {
+        let shown = URLUserinfo.redacted(url)
         let parts = url.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2 else { throw AddressError(message: "URL '\(url)' has no scheme") }
+        guard parts.count == 2 else { throw AddressError(message: "URL '\(shown)' has no scheme") }
         let scheme = parts[0].lowercased()
         guard scheme == "http" || scheme == "https" || scheme == "ws" || scheme == "wss" else {
-            throw AddressError(message: "URL '\(url)': scheme '\(scheme)' is not http, https, ws or wss")
+            throw AddressError(message: "URL '\(shown)': scheme '\(scheme)' is not http, https, ws or wss")
         }
         let tls = scheme == "https" || scheme == "wss"
         var rest = parts[1]
@@ -36,7 +37,7 @@ public struct HTTPClientRequest: Sendable {
             rest = rest[..<i]
         }
         if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
-        guard !rest.isEmpty else { throw AddressError(message: "URL '\(url)' has no host") }
+        guard !rest.isEmpty else { throw AddressError(message: "URL '\(shown)' has no host") }
         let defaultPort = tls ? 443 : 80
         let host: String
         let port: Int
@@ -71,8 +72,12 @@ public final class HTTPClientTask {
     var onComplete: ((Result<HTTPHeaders, ConnectionError>) -> Void)?
     var timer: LoopTimer?
     var dialer: StreamDialer?
+    /// Set while dialling: the client counts the dial against the origin's cap.
+    var onDialAbandoned: (() -> Void)?
     weak var connection: HTTPClientConnection?
     var attempts = 0
+    /// No response byte for this long fails the request (zero: no limit).
+    var readIdleTimeout: TimeAmount = .zero
     public private(set) var isFinished = false
     /// Set by `pauseReading`; a connection that takes the request later starts paused.
     private(set) var readingPaused = false
@@ -120,8 +125,11 @@ public final class HTTPClientTask {
         timer = nil
         dialer?.cancel()
         dialer = nil
+        let abandoned = onDialAbandoned
+        onDialAbandoned = nil
         onHead = nil
         onBody = nil
         onComplete = nil
+        abandoned?()
     }
 }

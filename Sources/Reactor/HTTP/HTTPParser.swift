@@ -7,7 +7,9 @@
 /// Limits: the head (start line + fields) and the trailers are bounded by `maxHeadBytes` and
 /// `maxHeaders` (431), the body by `maxBodyBytes` (413). Ambiguous framing (Content-Length with
 /// Transfer-Encoding, differing Content-Lengths, obs-fold) is refused as 400: it is how
-/// request smuggling starts.
+/// request smuggling starts. So is an HTTP/1.1 request without exactly one Host (RFC 9112 §3.2;
+/// HTTP/1.0 may leave it out). A chunk-size line is at most `maxChunkLine` bytes, however it
+/// arrives.
 public struct HTTPParser {
     public enum Kind: Sendable { case request, response }
 
@@ -205,6 +207,7 @@ public struct HTTPParser {
         switch parsed {
         case .request(let head):
             try frameRequest(head)
+            try requireOneHost(head)
             return .some(.requestHead(head))
         case .response(let head):
             if head.status >= 100 && head.status < 200 && head.status != 101 { return .some(nil) }
@@ -251,6 +254,13 @@ public struct HTTPParser {
             throw HTTPParseError(.bodyTooLarge, "Content-Length \(length) exceeds the limit of \(limits.maxBodyBytes) bytes")
         }
         state = length == 0 ? .endPending : .fixedBody(remaining: length)
+    }
+
+    /// After the framing checks, so a request that is also too large still gets its 413.
+    private func requireOneHost(_ head: HTTPRequestHead) throws(HTTPParseError) {
+        let hosts = head.headers.fields.reduce(0) { $0 + (HTTPHeaders.sameName($1.name, "Host") ? 1 : 0) }
+        if hosts > 1 { throw HTTPParseError(.malformed, "\(hosts) Host header fields (exactly one is allowed)") }
+        if hosts == 0 && head.version != .http1_0 { throw HTTPParseError(.malformed, "no Host header field (required in HTTP/1.1)") }
     }
 
     private mutating func frameResponse(_ head: HTTPResponseHead) throws(HTTPParseError) {
@@ -325,6 +335,8 @@ public struct HTTPParser {
                 if raw.count > maxLine { throw HTTPParseError(.malformed, "chunk size line longer than \(maxLine) bytes") }
                 return .some(nil)
             }
+            // The same limit when the whole line came in one piece (a 5 KB extension, say).
+            if lf > maxLine { throw HTTPParseError(.malformed, "chunk size line longer than \(maxLine) bytes") }
             var end = lf
             if end > 0 && raw[end - 1] == 0x0D { end -= 1 }
             var size = 0

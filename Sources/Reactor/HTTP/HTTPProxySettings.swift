@@ -38,8 +38,10 @@ public struct HTTPProxySettings: Sendable, Equatable {
     public static func parseProxy(_ text: String) throws(AddressError) -> Proxy {
         var rest = Substring(text)
         let parts = text.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
+        // The proxy's user:password never goes into an error message.
+        let shown = URLUserinfo.redacted(parts.count == 2 ? text : "http://" + text)
         if parts.count == 2 {
-            guard parts[0].lowercased() == "http" else { throw AddressError(message: "proxy '\(text)': only http:// proxies are supported") }
+            guard parts[0].lowercased() == "http" else { throw AddressError(message: "proxy '\(shown)': only http:// proxies are supported") }
             rest = parts[1]
         }
         if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
@@ -50,7 +52,7 @@ public struct HTTPProxySettings: Sendable, Equatable {
         }
         let hostPort = rest.contains(":") && !(rest.hasPrefix("[") && rest.hasSuffix("]")) ? String(rest) : "\(rest):80"
         let (host, port) = try SocketAddress.splitHostPort(hostPort)
-        guard !host.isEmpty else { throw AddressError(message: "proxy '\(text)': no host") }
+        guard !host.isEmpty else { throw AddressError(message: "proxy '\(shown)': no host") }
         return Proxy(host: host, port: port, credentials: credentials)
     }
 

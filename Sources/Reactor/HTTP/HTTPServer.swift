@@ -2,16 +2,24 @@ import Glibc
 import Logging
 
 public struct HTTPServerConfiguration: Sendable {
-    /// The whole head must arrive within this time of its first byte (slowloris): 408.
+    /// The whole head must arrive within this time of its first byte (slowloris): 408. A new
+    /// connection's first head counts from accept: one that sends nothing is closed after this
+    /// long, not held for the idle timeout.
     public var headTimeout: TimeAmount = .seconds(10)
-    /// A keep-alive connection with no request in flight is closed after this long.
+    /// A keep-alive connection with no request in flight (after its first) is closed after this long.
     public var idleTimeout: TimeAmount = .seconds(60)
     /// The body must keep arriving: no gap longer than this (408).
     public var bodyTimeout: TimeAmount = .seconds(30)
+    /// And the whole body must arrive within this long of its head (408): a body trickled a
+    /// byte at a time never has a gap, but it cannot hold a connection for ever either.
+    public var bodyTotalTimeout: TimeAmount = .seconds(60)
     /// After an answer that ends the connection, how long the client's leftover input is drained.
     public var lingerTimeout: TimeAmount = .seconds(2)
-    /// Over this many open HTTP connections, new ones get 503 and are closed.
+    /// At this many open HTTP connections, a new one takes the place of the connection that has
+    /// been idle longest (as nginx reuses keep-alive connections), or, when none is idle, gets
+    /// 503 and is closed. Hits are logged at warning, once per `limitLogInterval`.
     public var maxConnections = 1024
+    public var limitLogInterval: TimeAmount = .seconds(10)
     public var limits = HTTPParser.Limits()
     /// Pipelined bytes held while a response is pending, before reading pauses.
     public var maxBufferedInput = 64 * 1024
@@ -31,7 +39,15 @@ public final class HTTPServer {
     private var listener: TCPListener?
     private var connections: [ObjectIdentifier: HTTPServerConnection] = [:]
     let dateCache = HTTPDateCache()
+    /// Connections refused with 503 at the connection limit.
     public private(set) var rejectedConnections: UInt64 = 0
+    /// Idle connections closed to make room for new ones at the connection limit.
+    public private(set) var shedConnections: UInt64 = 0
+    private lazy var limitLog = LimitHitLog(loop: loop, interval: configuration.limitLogInterval) { [unowned self] hits, interval in
+        self.loop.logger.warning("http: connection limit reached", metadata: [
+            "limit": "\(self.configuration.maxConnections)", "hits": "\(hits)", "interval": "\(interval)",
+            "shed_idle_total": "\(self.shedConnections)", "refused_total": "\(self.rejectedConnections)"])
+    }
     let stats = HTTPServerStats()
     public var requestsServed: UInt64 { stats.requests }
     /// Told once per answer (metrics): set it any time, connections read it from `stats`.
@@ -89,20 +105,43 @@ public final class HTTPServer {
             }
         }
         if connections.count >= configuration.maxConnections {
-            rejectedConnections &+= 1
-            stats.onResponse?(HTTPResponseRecord(method: "", route: nil, status: 503))
-            var out: [UInt8] = []
-            let body = JSONText.errorBody("too many connections (limit \(configuration.maxConnections))", status: 503)
-            HTTPServerConnection.appendSimpleResponse(503, body: Array(body.utf8), extra: HTTPHeaders(), close: true,
-                                                      date: dateCache.current(), into: &out)
-            conn.write(out)
-            if let f = conn as? FlushClosable { f.closeWhenFlushed() } else { conn.shutdownWrite() }
-            return
+            limitLog.record()
+            if let idle = longestIdleConnection() {
+                shedConnections &+= 1
+                idle.shed()
+            } else {
+                refuse(conn)
+                return
+            }
         }
         let c = HTTPServerConnection(server: self, stream: conn, peer: peer)
         connections[ObjectIdentifier(c)] = c
         conn.delegate = c.streamDelegate
         c.start()
+    }
+
+    /// The connection that has waited longest with nothing in progress: between requests
+    /// (or before its first), lingering after its last answer, or not reading its answers.
+    /// A linear scan, made only at the limit.
+    private func longestIdleConnection() -> HTTPServerConnection? {
+        var best: HTTPServerConnection?
+        for c in connections.values {
+            guard let since = c.idleSince else { continue }
+            if let b = best, let bestSince = b.idleSince, bestSince <= since { continue }
+            best = c
+        }
+        return best
+    }
+
+    private func refuse(_ conn: ByteStream) {
+        rejectedConnections &+= 1
+        stats.onResponse?(HTTPResponseRecord(method: "", route: nil, status: 503))
+        var out: [UInt8] = []
+        let body = JSONText.errorBody("too many connections (limit \(configuration.maxConnections))", status: 503)
+        HTTPServerConnection.appendSimpleResponse(503, body: Array(body.utf8), extra: HTTPHeaders(), close: true,
+                                                  date: dateCache.current(), into: &out)
+        conn.write(out)
+        if let f = conn as? FlushClosable { f.closeWhenFlushed() } else { conn.shutdownWrite() }
     }
 
     func connectionEnded(_ c: HTTPServerConnection) {

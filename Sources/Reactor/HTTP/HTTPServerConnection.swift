@@ -12,6 +12,9 @@ import Logging
 ///
 /// Timeouts use one timer per connection and a moving deadline: a request only stores a new
 /// deadline, and the timer, when it fires early, re-arms itself for it (nginx's lazy timer).
+/// Every phase is timed: the first request's head from accept (a connection that sends
+/// nothing is not held for the keep-alive idle timeout), later heads from their first byte,
+/// bodies by the gap between bytes and in total, keep-alive idle, the lingering close.
 final class HTTPServerConnection {
     enum Phase {
         case idle, readingHead, readingBody, handling, streaming, closing, upgraded, closed
@@ -51,6 +54,12 @@ final class HTTPServerConnection {
     /// The current request's method and the route the router matched (for `onResponse`).
     private var requestMethod = ""
     var route: String?
+    /// When the body being read must be complete (`bodyTotalTimeout` after its head).
+    private var bodyDeadline: Deadline?
+    /// Since when the connection has had nothing in progress (idle, lingering, or waiting for
+    /// its client to read); nil while a request is read or handled. At the connection limit the
+    /// server closes the one idle longest.
+    private(set) var idleSince: Deadline?
     private(set) var streamDelegate: HTTPServerStreamDelegate?
 
     init(server: HTTPServer, stream: ByteStream, peer: SocketAddress?) {
@@ -68,7 +77,14 @@ final class HTTPServerConnection {
     }
 
     func start() {
-        setDeadline(configuration.idleTimeout)
+        idleSince = loop.now
+        setDeadline(configuration.headTimeout)
+    }
+
+    /// Closed by the server to make room at its connection limit (only while idle).
+    func shed() {
+        loop.logger.debug("http: idle connection closed to make room", metadata: ["peer": "\(peer.map { "\($0)" } ?? "-")"])
+        stream.close(.closedLocally("idle connection closed at the connection limit"))
     }
 
     var bufferedBytes: Int { parser.bufferedBytes + out.count + currentBody.count + stream.queuedBytes }
@@ -80,8 +96,8 @@ final class HTTPServerConnection {
     func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
         guard phase != .closing && phase != .closed else { return }
         parser.feed(bytes)
-        if phase == .idle { phase = .readingHead; setDeadline(configuration.headTimeout) }
-        if phase == .readingBody { setDeadline(configuration.bodyTimeout) }
+        if phase == .idle { beginHead() }
+        if phase == .readingBody { armBodyDeadline() }
         processInput()
         flush()
     }
@@ -146,10 +162,7 @@ final class HTTPServerConnection {
                 return
             }
             guard let event else {
-                if phase == .idle && parser.bufferedBytes > 0 {
-                    phase = .readingHead
-                    setDeadline(configuration.headTimeout)
-                }
+                if phase == .idle && parser.bufferedBytes > 0 { beginHead() }
                 break
             }
             switch event {
@@ -157,7 +170,9 @@ final class HTTPServerConnection {
                 currentHead = head
                 currentBody = []
                 phase = .readingBody
-                setDeadline(configuration.bodyTimeout)
+                idleSince = nil
+                bodyDeadline = loop.now + configuration.bodyTotalTimeout
+                armBodyDeadline()
                 if head.version == .http1_1 && head.headers["Expect"].map({ HTTPHeaders.sameName($0, "100-continue") }) == true {
                     out.append(contentsOf: Self.continueResponse)
                     flush()
@@ -171,6 +186,7 @@ final class HTTPServerConnection {
                 currentHead = nil
                 phase = .handling
                 deadline = nil
+                bodyDeadline = nil
                 keepAlive = head.keepAlive && keepAlive
                 sequence &+= 1
                 stats.requests &+= 1
@@ -200,9 +216,24 @@ final class HTTPServerConnection {
         guard stream.isWritable else {
             flush()
             phase = .awaitingWritable
+            if idleSince == nil { idleSince = loop.now }
             return false
         }
         return true
+    }
+
+    /// A request's first byte arrived. Its head must be whole within the head timeout; the
+    /// first request's head counts from accept (`start`), so its deadline stays.
+    private func beginHead() {
+        phase = .readingHead
+        idleSince = nil
+        if sequence > 0 { setDeadline(configuration.headTimeout) }
+    }
+
+    /// The body must keep coming (no gap over `bodyTimeout`) and be whole by `bodyDeadline`.
+    private func armBodyDeadline() {
+        let gap = loop.now + configuration.bodyTimeout
+        setDeadline(at: bodyDeadline.map { min($0, gap) } ?? gap)
     }
 
     private var isHEAD = false
@@ -220,6 +251,7 @@ final class HTTPServerConnection {
     private func closeAfterFlush() {
         guard phase != .closing else { return }
         phase = .closing
+        if idleSince == nil { idleSince = loop.now }
         flush()
         // Lingering close (as nginx does): FIN after the answer, then read and drop what the
         // client still sends for a moment. Closing with unread input would send a reset that
@@ -249,6 +281,7 @@ final class HTTPServerConnection {
             return
         }
         phase = .idle
+        idleSince = loop.now
         setDeadline(configuration.idleTimeout)
         if !processing {
             processInput()
@@ -380,8 +413,9 @@ final class HTTPServerConnection {
 
     // MARK: Timeouts
 
-    private func setDeadline(_ after: TimeAmount) {
-        let d = loop.now + after
+    private func setDeadline(_ after: TimeAmount) { setDeadline(at: loop.now + after) }
+
+    private func setDeadline(at d: Deadline) {
         deadline = d
         if let td = timerDeadline, td <= d, timer != nil { return }   // the armed timer fires first and re-arms
         timer?.cancel()
@@ -402,6 +436,10 @@ final class HTTPServerConnection {
         case .closing:
             stream.close(nil)
         case .idle:
+            if sequence == 0 {
+                loop.logger.debug("http: no request on a new connection", metadata: ["peer": "\(peer.map { "\($0)" } ?? "-")",
+                                                                                    "timeout": "\(configuration.headTimeout)"])
+            }
             stream.close(nil)
         case .awaitingWritable:
             loop.logger.debug("http: client did not read its answers", metadata: ["peer": "\(peer.map { "\($0)" } ?? "-")",
@@ -409,7 +447,8 @@ final class HTTPServerConnection {
             stream.close(nil)
         case .readingHead, .readingBody:
             let what = phase == .readingHead ? "request head not received within \(configuration.headTimeout)"
-                                             : "request body stalled for \(configuration.bodyTimeout)"
+                : bodyDeadline.map({ d >= $0 }) == true ? "request body not complete within \(configuration.bodyTotalTimeout)"
+                : "request body stalled for \(configuration.bodyTimeout)"
             let body = JSONText.errorBody(what, status: 408)
             Self.appendSimpleResponse(408, body: Array(body.utf8), extra: HTTPHeaders(), close: true,
                                       date: dateCache.current(), into: &out)

@@ -3,7 +3,8 @@ import Glibc
 import Logging
 
 /// swift-log handler that writes one line per record with a single `write(2)` to stderr, so log
-/// lines never interleave and read cleanly next to `strace -f` output.
+/// lines never interleave and read cleanly next to `strace -f` output. URL userinfo in the
+/// message or a metadata value (`http://user:password@host`) is written as `***`.
 ///   json:    {"time":"2026-01-15T10:30:00.123Z","level":"info","msg":"...","component":"...",...}
 ///   console: 10:30:00.123 INFO  [component] msg key=value ...   (when stderr is a terminal)
 public struct LineLogHandler: LogHandler {
@@ -57,14 +58,14 @@ public struct LineLogHandler: LogHandler {
 
     static func jsonLine(level: Logger.Level, message: String, component: String, metadata: Logger.Metadata) -> String {
         var s = "{\"time\":\"\(Timestamp.rfc3339(nanoseconds: shim_realtime_ns()))\",\"level\":\"\(levelName(level))\",\"msg\":"
-        JSONText.appendQuoted(message, to: &s)
+        JSONText.appendQuoted(URLUserinfo.redacted(message), to: &s)
         s += ",\"component\":"
         JSONText.appendQuoted(component, to: &s)
         for key in metadata.keys.sorted() {
             s += ","
             JSONText.appendQuoted(key, to: &s)
             s += ":"
-            JSONText.appendQuoted("\(metadata[key]!)", to: &s)
+            JSONText.appendQuoted(URLUserinfo.redacted("\(metadata[key]!)"), to: &s)
         }
         s += "}\n"
         return s
@@ -75,8 +76,8 @@ public struct LineLogHandler: LogHandler {
         let time = ts.dropFirst(11).dropLast()   // HH:MM:SS.mmm
         var name = levelName(level).uppercased()
         while name.count < 5 { name += " " }
-        var s = "\(time) \(name) [\(component)] \(message)"
-        for key in metadata.keys.sorted() { s += " \(key)=\(metadata[key]!)" }
+        var s = "\(time) \(name) [\(component)] \(URLUserinfo.redacted(message))"
+        for key in metadata.keys.sorted() { s += " \(key)=\(URLUserinfo.redacted("\(metadata[key]!)"))" }
         s += "\n"
         return s
     }

@@ -13,6 +13,8 @@ public protocol ChannelBridgesObserver: AnyObject {
     func channelBridgeOpened(forward: String, id: Int)
     func channelBridgeDialFailed(forward: String, target: String, error: ConnectionError?)
     func channelBridgeClosed(forward: String, id: Int, traffic: ForwardTraffic)
+    /// A channel was refused (`resource shortage`) because `limit` was reached.
+    func channelBridgeRefused(forward: String, limit: ChannelBridges.Limit)
 }
 
 /// The bridging both tunnel modes share: an accepted SSH channel (a chisel `chisel` channel or
@@ -20,11 +22,26 @@ public protocol ChannelBridgesObserver: AnyObject {
 /// resolve without blocking the loop), then piped to it by a StreamBridge. A failed dial closes
 /// the channel. Keeps every bridge until it ends, for `closeAll`. Counts go into `meters`
 /// as they happen (bytes as they are read), whether or not the observer is still there.
+///
+/// Limits: whoever holds the other end of the SSH connection (a control plane, the tunnel
+/// server) could otherwise open channels until the agent runs out of descriptors or memory. At
+/// `maxChannels` (bridged or being dialled) or `maxPendingDials`, a new channel is refused with
+/// `resource shortage` before anything is dialled, and counted.
 public final class ChannelBridges {
+    public enum Limit: String, Sendable { case channels, pendingDials }
+
     public let loop: EventLoop
     public let resolver: Resolver
     public let meters: ForwardMeters
+    /// For a dial when `accept`/`bridge` name none (each forward may have its own).
     public var dialTimeout: TimeAmount = .seconds(10)
+    public var maxChannels = 1024
+    public var maxPendingDials = 64
+    /// Channels refused at each limit.
+    public private(set) var refusedAtChannelLimit: UInt64 = 0
+    public private(set) var refusedAtDialLimit: UInt64 = 0
+    /// After one side of a connection ended, how long the other may take to flush (StreamBridge).
+    public var flushTimeout: TimeAmount = .seconds(30)
     public weak var observer: ChannelBridgesObserver?
     /// Connections dialled successfully so far.
     public private(set) var started = 0
@@ -41,14 +58,45 @@ public final class ChannelBridges {
         self.meters = meters
     }
 
+    /// Takes a channel request for `forward`: refuses it with `resource shortage` at a limit,
+    /// else accepts it and bridges it to `host:port`, dialled within `dialTimeout`.
+    public func accept(_ request: SSHChannelOpenRequest, toHost host: String, port: Int, forward: String,
+                       dialTimeout: TimeAmount? = nil) {
+        if let limit = limitReached() {
+            let meter = meters.meter(forward)
+            switch limit {
+            case .channels:
+                refusedAtChannelLimit &+= 1
+                meter.refusedAtChannelLimit &+= 1
+            case .pendingDials:
+                refusedAtDialLimit &+= 1
+                meter.refusedAtDialLimit &+= 1
+            }
+            request.reject(.resourceShortage, text: limit == .channels
+                ? "too many open channels (limit \(maxChannels))" : "too many connections being dialled (limit \(maxPendingDials))")
+            observer?.channelBridgeRefused(forward: forward, limit: limit)
+            return
+        }
+        guard let channel = request.accept(delegate: nil) else { return }
+        bridge(channel, toHost: host, port: port, forward: forward, dialTimeout: dialTimeout)
+    }
+
+    /// The limit a new channel would go over, if any.
+    public func limitReached() -> Limit? {
+        if bridges.count + pendingDials.count >= maxChannels { return .channels }
+        if pendingDials.count >= maxPendingDials { return .pendingDials }
+        return nil
+    }
+
     /// Dials `host:port` and pipes `channel` to it once connected. If the channel ends first
-    /// (the remote client gave up), the dial is abandoned.
-    public func bridge(_ channel: SSHChannel, toHost host: String, port: Int, forward: String) {
+    /// (the remote client gave up), the dial is abandoned. No limit is checked here (`accept`
+    /// does, before the channel is confirmed).
+    public func bridge(_ channel: SSHChannel, toHost host: String, port: Int, forward: String, dialTimeout: TimeAmount? = nil) {
         channel.pauseReading()   // until the local side is connected; data waits in the channel
         nextID += 1
         let id = nextID
         let pending = PendingDial(channel: channel)
-        let local = HostConnection(loop: loop, resolver: resolver, host: host, port: port, timeout: dialTimeout,
+        let local = HostConnection(loop: loop, resolver: resolver, host: host, port: port, timeout: dialTimeout ?? self.dialTimeout,
                                    delegate: pending, label: forward)
         pendingDials[id] = pending
         let meter = meters.meter(forward)
@@ -89,6 +137,7 @@ public final class ChannelBridges {
             self.observer?.channelBridgeClosed(forward: forward, id: id, traffic: Self.traffic(b))
         }
         observer?.channelBridgeOpened(forward: forward, id: id)
+        bridge.flushTimeout = flushTimeout
         bridge.start()
     }
 

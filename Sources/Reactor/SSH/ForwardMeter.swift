@@ -17,6 +17,9 @@ public final class ForwardMeter {
     public internal(set) var activeConnections = 0
     public internal(set) var totalConnections: UInt64 = 0
     public internal(set) var dialErrors: UInt64 = 0
+    /// Channels refused with `resource shortage` at the channel limit, and at the dial limit.
+    public internal(set) var refusedAtChannelLimit: UInt64 = 0
+    public internal(set) var refusedAtDialLimit: UInt64 = 0
     public init() {}
 }
 

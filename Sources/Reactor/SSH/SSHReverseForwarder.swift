@@ -6,12 +6,16 @@ public struct SSHForward: Sendable, Equatable {
     public var localHost: String
     public var localPort: Int
     public var name: String
-    public init(remoteAddress: String, remotePort: Int, localHost: String, localPort: Int, name: String = "") {
+    /// How long a dial of the local address may take (nil: the bridges' default).
+    public var dialTimeout: TimeAmount?
+    public init(remoteAddress: String, remotePort: Int, localHost: String, localPort: Int, name: String = "",
+                dialTimeout: TimeAmount? = nil) {
         self.remoteAddress = remoteAddress
         self.remotePort = remotePort
         self.localHost = localHost
         self.localPort = localPort
         self.name = name
+        self.dialTimeout = dialTimeout
     }
     public var local: String { localHost.contains(":") ? "[\(localHost)]:\(localPort)" : "\(localHost):\(localPort)" }
 }
@@ -62,13 +66,13 @@ public final class SSHReverseForwarder {
         for (i, port) in boundPorts.enumerated() where port == info.port { index = i; break }
         if index == nil && forwards.count == 1 { index = 0 }
         guard let i = index else {
-            request.reject(reason: 1, text: "no forward for \(info.address):\(info.port)")
+            request.reject(.administrativelyProhibited, text: "no forward for \(info.address):\(info.port)")
             return true
         }
         let forward = forwards[i]
         // Accept first, then dial (as chisel does); a failed dial closes the channel.
-        guard let channel = request.accept(delegate: nil) else { return true }
-        bridges.bridge(channel, toHost: forward.localHost, port: forward.localPort, forward: forward.name)
+        bridges.accept(request, toHost: forward.localHost, port: forward.localPort, forward: forward.name,
+                       dialTimeout: forward.dialTimeout)
         return true
     }
 }

@@ -109,12 +109,22 @@ public final class SSHChannelOpenRequest {
         return s.confirmChannel(self, delegate: delegate)
     }
 
+    /// Why a channel is refused (RFC 4254 §5.1 reason codes).
+    public enum FailureReason: UInt32, Sendable {
+        case administrativelyProhibited = 1
+        case connectFailed = 2
+        case unknownChannelType = 3
+        case resourceShortage = 4
+    }
+
     /// Refuses the channel. Reason codes (RFC 4254): 1 prohibited, 2 connect failed, 3 unknown type, 4 resource shortage.
     public func reject(reason: UInt32 = 1, text: String) {
         guard !answered, let s = session else { return }
         answered = true
         s.rejectChannel(self, reason: reason, text: text)
     }
+
+    public func reject(_ reason: FailureReason, text: String) { reject(reason: reason.rawValue, text: text) }
 }
 
 /// What the session reports to its owner (the connection glue).

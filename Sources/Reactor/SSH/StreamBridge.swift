@@ -4,6 +4,10 @@ extension SSHChannel: FlushClosable {}
 /// queue is full, the other side stops reading until it drains. There is no half-close (chisel
 /// has none): the first EOF or close on either side ends both, after the surviving side has
 /// flushed what it was given. The bridge keeps itself alive until both sides are closed.
+///
+/// That flush has a deadline (`flushTimeout`): a peer that is alive but not reading would
+/// otherwise keep the socket and everything queued for it (up to ~2 MB through a tunnel
+/// channel) for as long as it lives.
 public final class StreamBridge {
     public let first: ByteStream
     public let second: ByteStream
@@ -13,12 +17,16 @@ public final class StreamBridge {
     public let meter: TrafficMeter?
     /// Called once, when the bridge ends; `error` is the first side's error, if any.
     public var onFinish: ((StreamBridge, ConnectionError?) -> Void)?
+    /// Once one side has ended, how long the other may take to send what it still holds
+    /// before it is closed and the rest dropped.
+    public var flushTimeout: TimeAmount = .seconds(30)
 
     private var sides: [Side] = []
     private var keepAlive: StreamBridge?
     private var finished = false
     private var closedCount = 0
     private var firstError: ConnectionError?
+    private var flushTimer: LoopTimer?
 
     public init(_ first: ByteStream, _ second: ByteStream, meter: TrafficMeter? = nil) {
         self.first = first
@@ -71,7 +79,7 @@ public final class StreamBridge {
 
     fileprivate func endOfStream(from isFirst: Bool) {
         let (source, target) = isFirst ? (first, second) : (second, first)
-        if let f = target as? FlushClosable { f.closeWhenFlushed() } else { target.close(nil) }
+        closeWhenFlushed(target)
         source.close(nil)
     }
 
@@ -81,14 +89,28 @@ public final class StreamBridge {
         if closedCount == 1 {
             // Hand over what was read before the close, then end the other side too.
             let other = isFirst ? second : first
-            if error == nil, let f = other as? FlushClosable { f.closeWhenFlushed() } else { other.close(error) }
+            if error == nil { closeWhenFlushed(other) } else { other.close(error) }
         }
         if closedCount >= 2 { finish(firstError) }
+    }
+
+    /// Lets `stream` send what it holds, within `flushTimeout`.
+    private func closeWhenFlushed(_ stream: ByteStream) {
+        guard let f = stream as? FlushClosable else { stream.close(nil); return }
+        if flushTimer == nil {
+            let timeout = flushTimeout
+            flushTimer = stream.loop.schedule(in: timeout) { [weak stream] in
+                stream?.close(.timedOut("flushing to a peer that does not read, after the other side ended (\(timeout))"))
+            }
+        }
+        f.closeWhenFlushed()
     }
 
     private func finish(_ error: ConnectionError?) {
         guard !finished else { return }
         finished = true
+        flushTimer?.cancel()
+        flushTimer = nil
         let cb = onFinish
         onFinish = nil
         sides = []
