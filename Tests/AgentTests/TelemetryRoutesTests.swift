@@ -165,9 +165,10 @@ final class TelemetryRoutesTests: XCTestCase {
         XCTAssertEqual(features["metrics"] as? Bool, true)
         XCTAssertEqual(features["runtime_metrics"] as? Bool, true)
         XCTAssertEqual(features["kubernetes"] as? Bool, false)
-        // The hub and SSE routes are installed (on by default); no dashboard route yet: not claimed.
-        for f in ["websocket", "sse", "log_streaming"] { XCTAssertEqual(features[f] as? Bool, true, f) }
-        XCTAssertEqual(features["dashboard"] as? Bool, false)
+        // The hub, SSE, dashboard and connectivity routes are installed (on by default).
+        for f in ["websocket", "sse", "log_streaming", "dashboard", "connectivity_testing"] {
+            XCTAssertEqual(features[f] as? Bool, true, f)
+        }
         XCTAssertNotNil(features["io_uring"] as? Bool)
         let version = try XCTUnwrap(first["feature_version"] as? String)
         XCTAssertTrue(version.hasPrefix(AgentVersion.version + "+"), version)

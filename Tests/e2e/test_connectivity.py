@@ -11,7 +11,7 @@ import subprocess
 import requests
 
 from harness import ROOT, TOKEN, free_port, terminate, wait_for
-from test_tunnel import up_tunnel
+from harness import up_tunnel
 
 # The lead's access middleware guards /api/*: the cluster token is the API token by default.
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -97,3 +97,14 @@ def test_an_expired_control_plane_certificate_is_named(agents, tmp_path):
         assert "certificate has expired" in checks["control_plane_health"]["error"], checks
     finally:
         terminate(server)
+
+
+def test_the_kubernetes_api_is_checked_with_the_agents_own_credentials(cp, kube, agents):
+    good = agents(cp.api_url, {"agent-http": "127.0.0.1:1"}, tunnel_enabled=False, name="agent-good",
+                  extra_yaml=f'kubernetes:\n  kubeconfig: "{kube.kubeconfig()}"\n')
+    check = by_name(connectivity(good))["kubernetes_api"]
+    assert check["ok"] is True and check["target"] == f"{kube.url}/version", check
+    bad = agents(cp.api_url, {"agent-http": "127.0.0.1:1"}, tunnel_enabled=False, name="agent-bad",
+                 extra_yaml=f'kubernetes:\n  kubeconfig: "{kube.kubeconfig("kc-bad", token="wrong-token")}"\n')
+    check = by_name(connectivity(bad))["kubernetes_api"]
+    assert check["ok"] is False and "401" in check["error"], check

@@ -10,7 +10,7 @@ import requests
 
 from harness import echo_roundtrip, free_port, pattern, wait_for
 from test_kubernetes import kube_yaml, kubectl_counts
-from test_tunnel import up_tunnel
+from harness import up_tunnel
 
 DOCUMENTED = [
     "pipeops_agent_status", "pipeops_websocket_connections", "pipeops_sse_connections", "pipeops_http_requests_total",

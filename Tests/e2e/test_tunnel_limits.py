@@ -7,7 +7,7 @@ the agent logs the hits at warning once per interval instead of once per refusal
 import socket
 
 from harness import free_port, wait_for
-from test_tunnel import up_tunnel
+from harness import up_tunnel
 
 
 def refused(sock: socket.socket) -> bool:
@@ -48,3 +48,7 @@ def test_channels_over_max_channels_are_refused_with_resource_shortage(cp, echo,
         assert s.recv(10) == b"still here"
         s.close()
     assert agent.get("/ready").json()["checks"]["tunnel"]["ok"] is True
+    # /metrics counts them, by forward and limit.
+    metrics = agent.get("/metrics").text
+    assert 'pipeops_tunnel_channels_refused_total{forward="echo",limit="channels"} 5' in metrics, metrics
+    assert 'pipeops_tunnel_channels_refused_total{forward="echo",limit="pending_dials"} 0' in metrics

@@ -12,6 +12,8 @@ struct ConnectivityCheck {
         case connect(HTTPOrigin, proxies: HTTPProxySettings)
         /// `GET` a URL; any 2xx is a pass.
         case httpGet(url: String)
+        /// The Kubernetes API server's `/version`, with the agent's own credentials and trust.
+        case kubernetesVersion(KubernetesClient)
     }
 
     let name: String
@@ -52,7 +54,8 @@ enum ConnectivityChecks {
     /// The checks that apply to this agent now, in report order. A check that does not apply is
     /// left out, not faked: no control plane (standalone), no TLS for an http:// one, no tunnel
     /// server until one is configured or allocated, no forwards while the tunnel is disabled.
-    static func plan(config: AgentConfig, tunnelEndpoint: TunnelEndpoint?, proxies: HTTPProxySettings) -> [ConnectivityCheck] {
+    static func plan(config: AgentConfig, tunnelEndpoint: TunnelEndpoint?, proxies: HTTPProxySettings,
+                     kubernetes: KubernetesClient? = nil) -> [ConnectivityCheck] {
         var checks: [ConnectivityCheck] = []
         let apiURL = config.pipeops.apiURL
         if !apiURL.isEmpty, let (origin, _) = try? HTTPClientRequest.parseURL(apiURL) {
@@ -79,7 +82,11 @@ enum ConnectivityChecks {
                                                 probe: .connect(HTTPOrigin(useTLS: false, host: host, port: port), proxies: .none)))
             }
         }
-        // Kubernetes `/version` (kubernetes_api) goes here once the agent has a Kubernetes client.
+        if let k = kubernetes {
+            let origin = k.access.server
+            checks.append(ConnectivityCheck(name: "kubernetes_api", target: "\(origin.useTLS ? "https" : "http")://\(origin.authority)\(k.access.basePath)/version",
+                                            probe: .kubernetesVersion(k)))
+        }
         return checks
     }
 }
@@ -170,6 +177,14 @@ final class ConnectivityChecker {
                 }
             }
             run.cancel = { task.cancel() }
+        case .kubernetesVersion(let client):
+            let call = client.get("/version", verb: "get", timeout: slack) { [weak run] result in
+                switch result {
+                case .success: run?.finish(error: nil)
+                case .failure(let e): run?.finish(error: e.description)
+                }
+            }
+            run.cancel = { call.cancel() }
         }
     }
 

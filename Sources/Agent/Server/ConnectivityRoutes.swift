@@ -12,7 +12,7 @@ struct ConnectivityRoutes {
                                           httpClient: agent.httpClient)
         router.add("GET", "/api/status/connectivity") { [agent] _, responder in
             checker.report(ConnectivityChecks.plan(config: agent.config, tunnelEndpoint: agent.tunnel?.desired?.endpoint,
-                                                   proxies: agent.proxies)) { report in
+                                                   proxies: agent.proxies, kubernetes: agent.kubernetes?.client)) { report in
                 responder.sendJSON(200, bytes: report.json.bytes)
             }
         }

@@ -21,6 +21,12 @@ extension Telemetry {
                           type: .untyped) { [unowned agent] in agent.kubernetesSummary().pods.map { .int($0) } }
         registry.register("pipeops_agent_uptime_seconds", help: "Seconds since the agent started.",
                           type: .gauge) { [unowned self] in .number(self.uptime.seconds) }
+        registry.register("pipeops_http_connections_shed_total",
+                          help: "Idle keep-alive connections the agent's HTTP server closed to make room at its connection limit.",
+                          type: .counter) { [unowned agent] in .count(agent.server?.shedConnections ?? 0) }
+        registry.register("pipeops_http_connections_refused_total",
+                          help: "Connections the agent's HTTP server answered 503 at its connection limit (none idle to shed).",
+                          type: .counter) { [unowned agent] in .count(agent.server?.rejectedConnections ?? 0) }
         registry.register(KubernetesCallMetrics(agent: agent))
         registry.register(TunnelMetrics(agent: agent))
         registry.register(ProcessMetrics(startTime: processStartTime))
@@ -42,11 +48,16 @@ final class TunnelMetrics: MetricCollector {
                                  type: .counter)
     let dialErrors = MetricDescriptor("pipeops_tunnel_dial_errors_total",
                                       help: "Tunnelled connections whose local address could not be reached, by forward.", type: .counter)
+    let refused = MetricDescriptor("pipeops_tunnel_channels_refused_total",
+                                   help: "Tunnel channels refused with \"resource shortage\", by forward and limit (tunnel.max_channels: \"channels\", tunnel.max_pending_dials: \"pending_dials\").",
+                                   type: .counter)
 
     struct ForwardLabels {
         var forward: [UInt8]
         var bytesIn: [UInt8]
         var bytesOut: [UInt8]
+        var refusedChannels: [UInt8]
+        var refusedDials: [UInt8]
     }
     /// Each forward's label sets, rendered the first time it is seen (forwards come from the
     /// configuration: a bounded set).
@@ -58,7 +69,9 @@ final class TunnelMetrics: MetricCollector {
         if let l = labels[forward] { return l }
         let l = ForwardLabels(forward: PrometheusText.labels(names: ["forward"], values: [forward]),
                               bytesIn: PrometheusText.labels(names: ["forward", "direction"], values: [forward, "in"]),
-                              bytesOut: PrometheusText.labels(names: ["forward", "direction"], values: [forward, "out"]))
+                              bytesOut: PrometheusText.labels(names: ["forward", "direction"], values: [forward, "out"]),
+                              refusedChannels: PrometheusText.labels(names: ["forward", "limit"], values: [forward, "channels"]),
+                              refusedDials: PrometheusText.labels(names: ["forward", "limit"], values: [forward, "pending_dials"]))
         labels[forward] = l
         return l
     }
@@ -81,6 +94,12 @@ final class TunnelMetrics: MetricCollector {
         }
         text.appendHeader(dialErrors)
         for f in forwards { text.appendSample(dialErrors, labels: f.labels.forward, value: .count(f.stats.dialErrors)) }
+        text.appendHeader(refused)
+        for (name, meter) in (tunnel?.meters.byName ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let l = labels(name)
+            text.appendSample(refused, labels: l.refusedChannels, value: .count(meter.refusedAtChannelLimit))
+            text.appendSample(refused, labels: l.refusedDials, value: .count(meter.refusedAtDialLimit))
+        }
     }
 }
 
