@@ -32,6 +32,20 @@ func loadConfig(_ options: CommandLineOptions) -> (AgentConfig, [String], [Strin
     }
 }
 
+/// The event loop on the backend `setting` asks for (LoopBackendChoice); nil after logging why not.
+func makeLoop(_ setting: ReactorBackendSetting, debugLogging: Bool, environment: [String: String], log: Logger) -> EventLoop? {
+    do {
+        let (loop, note) = try LoopBackendChoice.makeLoop(setting, debugLogging: debugLogging, environment: environment) {
+            backend throws(SocketError) in try EventLoop(backend: backend, logger: Logger(label: "reactor"))
+        }
+        if let note { log.info("\(note)") }
+        return loop
+    } catch {
+        log.critical("cannot start: \(error)")
+        return nil
+    }
+}
+
 func runAgent(_ options: CommandLineOptions) -> Int32 {
     let (config, warnings, environment) = loadConfig(options)
     if !config.pipeops.apiURL.isEmpty {
@@ -53,11 +67,8 @@ func runAgent(_ options: CommandLineOptions) -> Int32 {
     log[metadataKey: "component"] = "main"
     for w in warnings { log.warning("config: \(w)") }
     let limit = Socket.raiseOpenFileLimit()
-    let loop: EventLoop
-    do { loop = try EventLoop(logger: Logger(label: "reactor")) } catch {
-        log.critical("cannot start the event loop: \(error)")
-        return 1
-    }
+    let debugLogging = config.logging.level == .debug || config.logging.level == .trace
+    guard let loop = makeLoop(config.reactor.backend, debugLogging: debugLogging, environment: environment, log: log) else { return 1 }
     // Signals first, before any helper thread exists, so every thread inherits the mask.
     var agentRef: Agent?
     do {
@@ -71,7 +82,7 @@ func runAgent(_ options: CommandLineOptions) -> Int32 {
         log.critical("cannot watch signals: \(error)")
         return 1
     }
-    log.info("pipeops-agent \(AgentVersion.version) starting", metadata: ["fd_limit": "\(limit)", "pid": "\(getpid())"])
+    log.info("pipeops-agent \(AgentVersion.version) starting", metadata: ["fd_limit": "\(limit)", "pid": "\(getpid())", "loop": "\(loop.backend)"])
     let agent: Agent
     do {
         agent = try Agent(loop: loop, config: config, environment: environment, logTap: logTap)
@@ -104,11 +115,14 @@ func runTunnelServer(_ arguments: [String]) -> Int32 {
     var log = Logger(label: "tunnel-server")
     log[metadataKey: "component"] = "server"
     _ = Socket.raiseOpenFileLimit()
-    let loop: EventLoop
-    do { loop = try EventLoop(logger: Logger(label: "reactor")) } catch {
-        log.critical("cannot start the event loop: \(error)")
-        return 1
+    let environment = processEnvironment()
+    let backendName = environment["PIPEOPS_REACTOR_BACKEND"].flatMap { $0.isEmpty ? nil : $0 } ?? "auto"
+    guard let setting = ReactorBackendSetting(rawValue: backendName) else {
+        printError("Error: PIPEOPS_REACTOR_BACKEND=\(backendName): expected one of "
+                   + ReactorBackendSetting.allCases.map(\.rawValue).joined(separator: ", "))
+        return 64
     }
+    guard let loop = makeLoop(setting, debugLogging: options.verbose, environment: environment, log: log) else { return 1 }
     var serverRef: TunnelServer?
     do {
         try loop.watchLifecycleSignals(onShutdown: { _ in serverRef?.close(); loop.stop() }, onReload: {})

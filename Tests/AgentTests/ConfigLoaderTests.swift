@@ -66,8 +66,8 @@ final class ConfigLoaderTests: XCTestCase {
         logging:
           level: debug
           format: console
-        features:
-          io_uring: yes
+        reactor:
+          backend: io_uring
         tunnel:
           enabled: false
           mode: ssh
@@ -108,7 +108,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(c.kubernetes.caFile, "/tmp/ca.crt")
         XCTAssertEqual(c.logging.level, .debug)
         XCTAssertEqual(c.logging.format, .console)
-        XCTAssertTrue(c.features.ioUring)
+        XCTAssertEqual(c.reactor.backend, .ioUring)
         XCTAssertFalse(c.tunnel.enabled)
         XCTAssertEqual(c.tunnel.mode, .ssh)
         XCTAssertEqual(c.tunnel.pollInterval, .milliseconds(250))
@@ -201,6 +201,7 @@ final class ConfigLoaderTests: XCTestCase {
             "PIPEOPS_ENABLE_SSE": "0",
             "PIPEOPS_AGENT_API_TOKEN": "env-api-token",
             "PIPEOPS_STATE_PATH": "/srv/state.json",
+            "PIPEOPS_REACTOR_BACKEND": "epoll",
         ]
         XCTAssertEqual(Set(environment.keys), Set(ConfigLoader.environmentKeys.map(\.variable)))
         let (c, warnings) = try loadConfigYAML(configArchitectureExampleYAML, environment: environment)
@@ -220,6 +221,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertFalse(c.server.enableSSE)
         XCTAssertEqual(c.server.apiToken, "env-api-token")
         XCTAssertEqual(c.state.path, "/srv/state.json")
+        XCTAssertEqual(c.reactor.backend, .epoll)
     }
 
     func testEmptyEnvironmentVariablesAreIgnored() throws {

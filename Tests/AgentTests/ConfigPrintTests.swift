@@ -42,7 +42,7 @@ final class ConfigPrintTests: XCTestCase {
         XCTAssertEqual(text, ConfigPrinter.render(config))
         let lines = text.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.filter { !$0.hasPrefix(" ") },
-                       ["agent:", "pipeops:", "server:", "realtime:", "kubernetes:", "logging:", "features:", "tunnel:", "state:"])
+                       ["agent:", "pipeops:", "server:", "realtime:", "kubernetes:", "logging:", "features:", "reactor:", "tunnel:", "state:"])
         XCTAssertEqual(Array(lines.prefix(3)), ["agent:", "  id: null", "  name: null"])
         let labelLines = lines.drop(while: { $0 != "  labels:" }).dropFirst().prefix(3)
         XCTAssertEqual(Array(labelLines), ["    agent.pipeops.io/version: \"v\"", "    alpha: \"x \\\"quoted\\\"\"", "    zeta: \"1\""])

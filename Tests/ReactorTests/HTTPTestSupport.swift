@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import XCTest
 @testable import Reactor
 
@@ -90,5 +91,20 @@ extension EventLoop {
     }
 }
 
-func makeLoop() throws -> EventLoop { try EventLoop() }
+/// The loop backend the Reactor suite runs on: `PIPEOPS_TEST_BACKEND` (`epoll`, the default, or
+/// `io_uring`), so one suite covers both (scripts/test.sh runs it once per backend). A backend
+/// that cannot be set up fails the test that asked for it; nothing falls back quietly.
+func testLoopBackend() throws -> LoopBackend {
+    guard let name = ProcessInfo.processInfo.environment["PIPEOPS_TEST_BACKEND"], !name.isEmpty else { return .epoll }
+    guard let backend = LoopBackend(rawValue: name) else {
+        throw TestFailure("PIPEOPS_TEST_BACKEND=\(name): expected one of \(LoopBackend.allCases.map(\.rawValue))")
+    }
+    return backend
+}
+
+func makeLoop(logger: Logger = Logger(label: "reactor")) throws -> EventLoop {
+    Socket.raiseOpenFileLimit()
+    return try EventLoop(backend: testLoopBackend(), logger: logger)
+}
+
 func loopback(_ port: Int = 0) throws -> SocketAddress { try SocketAddress(ip: "127.0.0.1", port: port) }

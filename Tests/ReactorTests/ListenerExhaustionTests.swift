@@ -23,7 +23,7 @@ final class CapturedLogs: Sendable {
 final class ListenerExhaustionTests: XCTestCase {
     func testOutOfDescriptorsShedsConnectionsWithoutSpinningAndSaysSo() throws {
         let logs = CapturedLogs()
-        let loop = try EventLoop(logger: Logger(label: "test", factory: logs.handler))
+        let loop = try makeLoop(logger: Logger(label: "test", factory: logs.handler))
         var kept: [TCPConnection] = []
         final class Sink: ByteStreamDelegate {
             func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {}

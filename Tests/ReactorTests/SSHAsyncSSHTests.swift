@@ -35,7 +35,7 @@ final class SSHAsyncSSHTests: XCTestCase {
 
     func testChiselShapedServer() throws {
         let (port, fingerprint) = try startServer(password: "s3cret")
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let echo = try EchoServer(loop: loop)
         defer { echo.close() }
         var config = SSHClientConfig(credentials: SSHCredentials(user: "chisel", password: "s3cret"))
@@ -87,7 +87,7 @@ final class SSHAsyncSSHTests: XCTestCase {
 
     func testChiselServerWrongFingerprintAndPassword() throws {
         let (port, fingerprint) = try startServer(password: "right")
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         var config = SSHClientConfig(credentials: SSHCredentials(user: "u", password: "wrong"))
         config.transport.expectedFingerprint = fingerprint
         let d = RecordingSSHDelegate()

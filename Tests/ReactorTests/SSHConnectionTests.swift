@@ -21,7 +21,7 @@ final class SSHConnectionTests: XCTestCase {
     }
 
     func testHandshakeTimeout() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try FakeServer(loop: loop, greeting: [])
         var config = passwordConfig()
         config.handshakeTimeout = .milliseconds(300)
@@ -31,7 +31,7 @@ final class SSHConnectionTests: XCTestCase {
     }
 
     func testGarbageInsteadOfBanner() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try FakeServer(loop: loop, greeting: [UInt8](repeating: 0x41, count: 70_000))
         let d = RecordingSSHDelegate()
         _ = try sshConnect(loop: loop, port: server.listener?.port ?? 0, config: passwordConfig(), delegate: d)
@@ -39,7 +39,7 @@ final class SSHConnectionTests: XCTestCase {
     }
 
     func testOversizedPacketAfterBanner() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try FakeServer(loop: loop, greeting: Array("SSH-2.0-fake\r\n".utf8) + [0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0])
         let d = RecordingSSHDelegate()
         _ = try sshConnect(loop: loop, port: server.listener?.port ?? 0, config: passwordConfig(), delegate: d)
@@ -47,7 +47,7 @@ final class SSHConnectionTests: XCTestCase {
     }
 
     func testServerDisconnectDuringKex() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         var msg: [UInt8] = [SSHMsg.disconnect]
         msg.sshUInt32(2); msg.sshString("go away"); msg.sshString("")
         var enc = SSHPacketEncoder()
@@ -62,7 +62,7 @@ final class SSHConnectionTests: XCTestCase {
     }
 
     func testNonKexMessageDuringInitialKexIsRefused() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         var enc = SSHPacketEncoder()
         var wire = Array("SSH-2.0-fake\r\n".utf8)
         let start = enc.begin(&wire)

@@ -64,7 +64,7 @@ final class SSHForwardingTests: XCTestCase {
         let sshd = try SSHDPeer(extraConfig: sshdConfig)
         let loop: EventLoop, echo: EchoServer
         do {
-            loop = try EventLoop()
+            loop = try makeLoop()
             echo = try EchoServer(loop: loop)
         } catch { sshd.stop(); throw error }
         func giveUp() { echo.close(); sshd.stop() }

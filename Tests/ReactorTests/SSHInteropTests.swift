@@ -7,7 +7,7 @@ final class SSHInteropTests: XCTestCase {
     func testPasswordAuthDefaultAlgorithms() throws {
         let sshd = try SSHDPeer()
         defer { sshd.stop() }
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let d = RecordingSSHDelegate()
         let conn = try sshConnect(loop: loop, port: sshd.port, config: passwordConfig(), delegate: d)
         XCTAssertTrue(d.authenticated, "error: \(String(describing: d.error)); sshd log:\n\(sshd.log)")
@@ -23,7 +23,7 @@ final class SSHInteropTests: XCTestCase {
     func testEveryAlgorithmCombination() throws {
         let sshd = try SSHDPeer()
         defer { sshd.stop() }
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         var count = 0
         for kex in SSHAlgorithms.supportedKex {
             for hostKey in SSHAlgorithms.supportedHostKeys {
@@ -55,7 +55,7 @@ final class SSHInteropTests: XCTestCase {
     func testPublicKeyAuth() throws {
         let sshd = try SSHDPeer(extraConfig: "PasswordAuthentication no")
         defer { sshd.stop() }
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         guard let keys = SSHTestKeys.shared else { return XCTFail("no test keys") }
         let config = SSHClientConfig(credentials: SSHCredentials(user: "root", privateKey: try keys.clientKey()))
         let d = RecordingSSHDelegate()
@@ -68,7 +68,7 @@ final class SSHInteropTests: XCTestCase {
     func testWrongPublicKeyFailsClearly() throws {
         let sshd = try SSHDPeer(extraConfig: "PasswordAuthentication no")
         defer { sshd.stop() }
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         guard let keys = SSHTestKeys.shared else { return XCTFail("no test keys") }
         let other = try SSHEd25519PrivateKey(openSSHText: String(contentsOfFile: "\(keys.dir)/other_ed25519", encoding: .utf8))
         let d = RecordingSSHDelegate()
@@ -80,7 +80,7 @@ final class SSHInteropTests: XCTestCase {
     func testWrongPasswordFailsClearly() throws {
         let sshd = try SSHDPeer()
         defer { sshd.stop() }
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         var config = passwordConfig()
         config.credentials.password = "not-the-password"
         let d = RecordingSSHDelegate()
@@ -92,7 +92,7 @@ final class SSHInteropTests: XCTestCase {
     func testHostKeyFingerprintForms() throws {
         let sshd = try SSHDPeer()
         defer { sshd.stop() }
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         guard let keys = SSHTestKeys.shared else { return XCTFail("no test keys") }
         var a = SSHAlgorithms()
         a.hostKeys = ["ecdsa-sha2-nistp256"]
@@ -118,7 +118,7 @@ final class SSHInteropTests: XCTestCase {
     func testWrongHostKeyFailsWithActualFingerprint() throws {
         let sshd = try SSHDPeer()
         defer { sshd.stop() }
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let wrong = "r7LNBdVzSS2DaRPmLtRsZV5OtFFTZEpMmbQ3QiEFIbQ="
         let d = RecordingSSHDelegate()
         _ = try sshConnect(loop: loop, port: sshd.port, config: passwordConfig(fingerprint: wrong), delegate: d)

@@ -68,7 +68,7 @@ final class SSHServerTests: XCTestCase {
     private func hostKey() throws -> SSHServerHostKey { try SSHServerHostKey.generate() }
 
     func testEveryCipherAndKexWithAServerOpenedChannelCarryingAMebibyteEachWay() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let key = try hostKey()
         let server = try Server(loop: loop, config: SSHServerConfig(hostKey: key))
         for (kex, cipher) in [("curve25519-sha256", "aes128-gcm@openssh.com"), ("ecdh-sha2-nistp256", "aes256-gcm@openssh.com"),
@@ -125,7 +125,7 @@ final class SSHServerTests: XCTestCase {
     }
 
     func testAChannelRefusedByTheClientReportsItsReason() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try Server(loop: loop, config: SSHServerConfig(hostKey: try hostKey()))
         let client = RecordingSSHDelegate()
         client.onChannelOpen = { $0.reject(reason: 1, text: "Denied outbound connection") }
@@ -140,7 +140,7 @@ final class SSHServerTests: XCTestCase {
     }
 
     func testChannelLimitRefusesTheOpenBeyondIt() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         var config = SSHServerConfig(hostKey: try hostKey())
         config.maxChannels = 2
         let server = try Server(loop: loop, config: config)
@@ -159,7 +159,7 @@ final class SSHServerTests: XCTestCase {
     }
 
     func testWrongPasswordIsRefusedAndTheClientSaysSo() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try Server(loop: loop, config: SSHServerConfig(hostKey: try hostKey()))
         let client = RecordingSSHDelegate()
         var config = passwordConfig()
@@ -173,7 +173,7 @@ final class SSHServerTests: XCTestCase {
     }
 
     func testOversizedPacketBeforeAuthenticationEndsTheConnection() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try Server(loop: loop, config: SSHServerConfig(hostKey: try hostKey()))
         let raw = Sink()
         let tcp = try TCPConnection.connect(loop: loop, to: SocketAddress(ip: "127.0.0.1", port: server.port), timeout: .seconds(5), delegate: raw)
@@ -185,7 +185,7 @@ final class SSHServerTests: XCTestCase {
     }
 
     func testHandshakeDeadline() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         var config = SSHServerConfig(hostKey: try hostKey())
         config.handshakeTimeout = .milliseconds(300)
         let server = try Server(loop: loop, config: config)

@@ -143,6 +143,39 @@ final class TCPConnectionTests: XCTestCase {
         listener.close()
     }
 
+    /// The peer shut only its write side while our reader is paused: epoll reports nothing for
+    /// that, io_uring's poll always reports EPOLLRDHUP, which must not wake the loop on every
+    /// turn either; writing and resuming still work afterwards.
+    func testPeerHalfCloseWhilePausedDoesNotSpin() throws {
+        let loop = try makeLoop()
+        let serverSide = Recorder()
+        serverSide.onEOF = { _ in }
+        var serverConn: TCPConnection?
+        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
+            let c = try! TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: serverSide)
+            c.write(Array("unread".utf8))
+            c.shutdownWrite()
+            serverConn = c
+        }
+        let client = Recorder()
+        client.onOpen = { s in s.pauseReading() }
+        let conn = try TCPConnection.connect(loop: loop, to: listener.address, timeout: .seconds(5), delegate: client)
+        XCTAssertTrue(loop.run(until: { serverConn != nil && client.opened }, timeout: .seconds(5)))
+        _ = loop.run(until: { false }, timeout: .milliseconds(50))   // the FIN arrives
+        let before = loop.iterations
+        _ = loop.run(until: { false }, timeout: .milliseconds(300))
+        XCTAssertLessThan(loop.iterations - before, 50, "the loop kept waking for the half-close")
+        conn.write(Array("still open".utf8))
+        conn.shutdownWrite()
+        XCTAssertTrue(loop.run(until: { serverSide.eof }, timeout: .seconds(5)))
+        XCTAssertEqual(String(decoding: serverSide.received, as: UTF8.self), "still open")
+        conn.resumeReading()
+        XCTAssertTrue(loop.run(until: { client.isClosed }, timeout: .seconds(5)))
+        XCTAssertEqual(String(decoding: client.received, as: UTF8.self), "unread")
+        _ = serverConn
+        listener.close()
+    }
+
     func testServerHalfCloseStillReceivesTheClientsData() throws {
         let loop = try makeLoop()
         // The server says its piece and shuts down writing, then keeps reading until the client ends.

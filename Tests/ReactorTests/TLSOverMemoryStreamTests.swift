@@ -7,7 +7,7 @@ final class TLSOverMemoryStreamTests: XCTestCase {
     func testHandshakeDataAndCloseNotifyOverAnInMemoryPair() throws {
         let pki = try TLSTestPKI.make()
         defer { pki.remove() }
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let (a, b) = MemoryStream.pair(loop: loop)
         let clientEvents = StreamRecorder()
         let serverEvents = StreamRecorder()

@@ -38,7 +38,7 @@ final class TLSStreamTests: XCTestCase {
     // MARK: Interop with the openssl CLI
 
     func testOurClientAgainstOpenSSLServer() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let port = try freeLocalPort()
         let server = try OpenSSLPeer.server(port: port, workDir: pki.dir,
                                             ["-cert", pki.serverCert, "-key", pki.serverKey, "-www", "-alpn", "http/1.1"])
@@ -59,7 +59,7 @@ final class TLSStreamTests: XCTestCase {
     }
 
     func testOpenSSLClientAgainstOurServer() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try echoServer(loop)
         defer { server.close() }
 
@@ -83,7 +83,7 @@ final class TLSStreamTests: XCTestCase {
     }
 
     func testMutualTLSAgainstOpenSSLServer() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let port = try freeLocalPort()
         let server = try OpenSSLPeer.server(port: port, workDir: pki.dir,
                                             ["-cert", pki.serverCert, "-key", pki.serverKey, "-www",
@@ -102,7 +102,7 @@ final class TLSStreamTests: XCTestCase {
     }
 
     func testMissingClientCertificateIsRefusedWithAReason() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let port = try freeLocalPort()
         let server = try OpenSSLPeer.server(port: port, workDir: pki.dir,
                                             ["-cert", pki.serverCert, "-key", pki.serverKey, "-www",
@@ -123,7 +123,7 @@ final class TLSStreamTests: XCTestCase {
     // MARK: Verification failures name their reason
 
     func testUnknownCAFailsWithoutTheCAFileAndPassesWithIt() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try echoServer(loop)
         defer { server.close() }
 
@@ -147,7 +147,7 @@ final class TLSStreamTests: XCTestCase {
     }
 
     func testWrongHostNameFailsWithHostnameMismatch() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try echoServer(loop)
         defer { server.close() }
         let (_, recorder) = try connect(loop, to: server.address, serverName: "foo.example", .client(additionalCAFile: pki.ca))
@@ -164,7 +164,7 @@ final class TLSStreamTests: XCTestCase {
     }
 
     func testExpiredCertificateIsRefusedAndSkipVerifyAcceptsIt() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try echoServer(loop, cert: pki.expiredCert, key: pki.expiredKey)
         defer { server.close() }
         let (_, recorder) = try connect(loop, to: server.address, serverName: "localhost", .client(additionalCAFile: pki.ca))
@@ -177,7 +177,7 @@ final class TLSStreamTests: XCTestCase {
     }
 
     func testHandshakeTimesOutAgainstASilentPeer() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         var held: [Int32] = []
         let silent = try TCPListener(loop: loop, address: try localhost(0)) { fd, _ in held.append(fd) }
         defer { silent.close(); held.forEach { _ = Glibc.close($0) } }
@@ -192,7 +192,7 @@ final class TLSStreamTests: XCTestCase {
     // MARK: Bulk data and backpressure
 
     func testFourMiBEchoedThroughOurServer() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try echoServer(loop)
         defer { server.close() }
         let payload = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 13) }
@@ -255,7 +255,7 @@ final class BulkClient: ByteStreamDelegate {
 
 extension TLSStreamTests {
     func testPauseHoldsDeliveryAndResumeDeliversTheRestThenHalfClose() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try echoServer(loop)
         defer { server.close() }
         let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
@@ -319,7 +319,7 @@ final class PausingClient: ByteStreamDelegate {
 
 extension TLSStreamTests {
     func testTLS12ServerIsAcceptedByDefaultAndRefusedWithA13Floor() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let port = try freeLocalPort()
         let server = try OpenSSLPeer.server(port: port, workDir: pki.dir,
                                             ["-cert", pki.serverCert, "-key", pki.serverKey, "-www", "-tls1_2"])
@@ -351,7 +351,7 @@ extension TLSStreamTests {
 
 extension TLSStreamTests {
     func testConnectByHostNameSendsItAsServerName() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let server = try echoServer(loop)
         defer { server.close() }
         // A hosts file of our own keeps the name on 127.0.0.1 (the system one may list ::1 first).

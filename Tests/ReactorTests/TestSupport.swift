@@ -85,13 +85,6 @@ final class Recorder: ByteStreamDelegate {
     }
 }
 
-extension XCTestCase {
-    func makeLoop() throws -> EventLoop {
-        Socket.raiseOpenFileLimit()
-        return try EventLoop()
-    }
-}
-
 extension EchoServer {
     /// A throwaway delegate for streams that are handed to a bridge right after they are made.
     typealias Echo = Recorder

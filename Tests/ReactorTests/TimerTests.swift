@@ -47,7 +47,7 @@ final class TimerTests: XCTestCase {
     /// A callback that re-arms at a deadline already past (as an inactivity check whose clock
     /// lagged did) once spun the loop forever inside one timer phase.
     func testATimerReArmedAtAPastDeadlineFiresOncePerTurn() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         let past = Deadline.now()
         var fired = 0
         func arm() {
@@ -64,7 +64,7 @@ final class TimerTests: XCTestCase {
     }
 
     func testATimerCallbackSeesTheLoopTimeAtOrAfterItsDeadline() throws {
-        let loop = try EventLoop()
+        let loop = try makeLoop()
         var seen: [(Deadline, Deadline)] = []
         for ms in [1, 5, 20] {
             let deadline = Deadline.now() + .milliseconds(Int64(ms))

@@ -11,6 +11,7 @@ public struct AgentConfig: Sendable, Equatable {
     public var kubernetes = KubernetesSettings()
     public var logging = LoggingSettings()
     public var features = FeatureSettings()
+    public var reactor = ReactorSettings()
     public var tunnel = TunnelSettings()
     public var state = StateSettings()
 
@@ -142,8 +143,20 @@ public struct FeatureSettings: Sendable, Equatable {
     public var runtimeMetrics = true
     public var featureDetection = true
     public var connectivityTesting = true
-    /// Use io_uring where the loop supports it; off unless asked for.
-    public var ioUring = false
+    public init() {}
+}
+
+/// `reactor.backend`: which kernel interface the event loop waits on (LoopBackendChoice).
+public enum ReactorBackendSetting: String, Sendable, Equatable, CaseIterable {
+    /// The faster one as measured (bench/reactor.sh), when the kernel allows it.
+    case auto
+    case epoll
+    /// io_uring or a startup error: never a quiet fallback.
+    case ioUring = "io_uring"
+}
+
+public struct ReactorSettings: Sendable, Equatable {
+    public var backend: ReactorBackendSetting = .auto
     public init() {}
 }
 

@@ -96,7 +96,8 @@ enum ConfigKeys {
             bool("features.runtime_metrics", \.features.runtimeMetrics),
             bool("features.feature_detection", \.features.featureDetection),
             bool("features.connectivity_testing", \.features.connectivityTesting),
-            bool("features.io_uring", \.features.ioUring),
+
+            choice("reactor.backend", \.reactor.backend),
 
             bool("tunnel.enabled", \.tunnel.enabled),
             choice("tunnel.mode", \.tunnel.mode),

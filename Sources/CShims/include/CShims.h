@@ -9,5 +9,6 @@
 #include "yaml_shims.h"
 #include "build_stamp.h"
 #include "runtime_shims.h"
+#include "uring_shims.h"
 
 #endif

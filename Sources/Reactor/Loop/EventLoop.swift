@@ -2,8 +2,8 @@ import CShims
 import Glibc
 import Logging
 
-/// One thread, one epoll instance. Each turn of `run()` has four named phases:
-///   1. poll      epoll_wait, with a timeout set by the nearest timer (none: wait forever)
+/// One thread, one poller (epoll or io_uring: `Poller`). Each turn of `run()` has four named phases:
+///   1. poll      wait for readiness, with a timeout set by the nearest timer (none: wait forever)
 ///   2. dispatch  ready file descriptors to their handlers
 ///   3. timers    fire every timer whose deadline has passed, in (deadline, FIFO) order
 ///   4. deferred  run closures queued with `deferred(_:)` during this turn
@@ -18,7 +18,7 @@ public final class EventLoop {
         var interest: IOEvents
     }
 
-    private let epollFD: Int32
+    private let poller: any Poller
     private var registrations: [Registration?] = []   // indexed by fd
     private var nextGeneration: UInt32 = 1
     var timers = TimerHeap()
@@ -46,14 +46,19 @@ public final class EventLoop {
     public let logger: Logger
     public let chunkPool = ChunkPool()
 
+    /// The kernel interface this loop waits on.
+    public var backend: LoopBackend { poller.backend }
     public var handle: EventLoopHandle { EventLoopHandle(queue: postQueue) }
     public var registeredCount: Int { registrations.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
     public var pendingTimerCount: Int { timers.count }
 
-    public init(readBufferSize: Int = 256 * 1024, logger: Logger = Logger(label: "reactor")) throws(SocketError) {
-        let fd = shim_epoll_create()
-        guard fd >= 0 else { throw SocketError(operation: "epoll_create1") }
-        epollFD = fd
+    /// `backend`: `.ioUring` throws when the kernel, seccomp or `kernel.io_uring_disabled`
+    /// refuses it; the error names the reason (`io_uring_setup: EPERM ...`).
+    public init(backend: LoopBackend = .epoll, readBufferSize: Int = 256 * 1024, logger: Logger = Logger(label: "reactor")) throws(SocketError) {
+        switch backend {
+        case .epoll: poller = try EpollPoller()
+        case .ioUring: poller = try IOURingPoller()
+        }
         postQueue = try PostQueue()
         events = Array(repeating: shim_epoll_event(), count: 256)
         sharedReadBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
@@ -63,12 +68,11 @@ public final class EventLoop {
         self.logger = l
         let drainer = PostDrainer(queue: postQueue)
         postDrainer = drainer
-        try register(fd: postQueue.eventFD, interest: .readable, handler: drainer)
+        try register(fd: postQueue.eventFD, interest: .readable, handler: drainer, drainsEachWake: true)
         drainer.loop = self
     }
 
     deinit {
-        Glibc.close(epollFD)
         sharedReadBuffer.deallocate()
     }
 
@@ -76,6 +80,12 @@ public final class EventLoop {
 
     /// Starts watching `fd`. The loop keeps `handler` alive until `deregister(fd:)`.
     public func register(fd: Int32, interest: IOEvents, handler: IOHandler) throws(SocketError) {
+        try register(fd: fd, interest: interest, handler: handler, drainsEachWake: false)
+    }
+
+    /// `drainsEachWake`: the handler consumes all readiness on each call, so the poller may
+    /// notify it on edges only (see `Poller.add`).
+    func register(fd: Int32, interest: IOEvents, handler: IOHandler, drainsEachWake: Bool) throws(SocketError) {
         let index = Int(fd)
         if index >= registrations.count {
             registrations.append(contentsOf: repeatElement(nil, count: max(index + 1 - registrations.count, 64)))
@@ -83,9 +93,7 @@ public final class EventLoop {
         let generation = nextGeneration
         nextGeneration &+= 1
         if nextGeneration == 0 { nextGeneration = 1 }
-        guard shim_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, interest.rawValue, Self.token(fd, generation)) == 0 else {
-            throw SocketError(operation: "epoll_ctl(ADD, fd=\(fd))")
-        }
+        try poller.add(fd: fd, interest: interest, token: Self.token(fd, generation), drainsEachWake: drainsEachWake)
         registrations[index] = Registration(handler: handler, generation: generation, interest: interest)
     }
 
@@ -93,11 +101,12 @@ public final class EventLoop {
     public func setInterest(fd: Int32, _ interest: IOEvents) {
         let index = Int(fd)
         guard index < registrations.count, var reg = registrations[index], reg.interest != interest else { return }
-        if shim_epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, interest.rawValue, Self.token(fd, reg.generation)) == 0 {
+        do {
+            try poller.modify(fd: fd, interest: interest, token: Self.token(fd, reg.generation))
             reg.interest = interest
             registrations[index] = reg
-        } else {
-            logger.error("epoll_ctl MOD failed", metadata: ["fd": "\(fd)", "error": "\(SocketError(operation: "epoll_ctl"))"])
+        } catch {
+            logger.error("interest change failed", metadata: ["fd": "\(fd)", "error": "\(error)"])
         }
     }
 
@@ -109,7 +118,7 @@ public final class EventLoop {
     public func deregister(fd: Int32) {
         let index = Int(fd)
         guard index < registrations.count, registrations[index] != nil else { return }
-        _ = shim_epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, 0, 0)
+        poller.remove(fd: fd)
         registrations[index] = nil
     }
 
@@ -153,7 +162,7 @@ public final class EventLoop {
     /// inherits the blocked signal mask and the signals arrive only through the signalfd.
     public func watchLifecycleSignals(onShutdown: @escaping (Int32) -> Void, onReload: @escaping () -> Void) throws(SocketError) {
         let watcher = try SignalWatcher(onShutdown: onShutdown, onReload: onReload)
-        try register(fd: watcher.fd, interest: .readable, handler: watcher)
+        try register(fd: watcher.fd, interest: .readable, handler: watcher, drainsEachWake: true)
         signalWatcher = watcher
     }
 
@@ -188,24 +197,26 @@ public final class EventLoop {
         iterations &+= 1
         // Phase 1: poll.
         let timeout = pollTimeout(maxWait: maxWait)
-        let count = events.withUnsafeMutableBufferPointer { buf in
-            shim_epoll_wait(epollFD, buf.baseAddress, Int32(buf.count), timeout)
+        let count: Int
+        do {
+            count = try events.withUnsafeMutableBufferPointer { buf throws(SocketError) in
+                try poller.wait(into: buf, timeoutMilliseconds: timeout)
+            }
+        } catch {
+            logger.critical("waiting for events failed", metadata: ["backend": "\(backend)", "error": "\(error)"])
+            count = 0
         }
         now = .now()
         // Phase 2: dispatch.
-        if count > 0 {
-            for i in 0..<Int(count) {
-                let ev = events[i]
-                let fd = Int(UInt32(truncatingIfNeeded: ev.data))
-                let generation = UInt32(truncatingIfNeeded: ev.data >> 32)
-                // A handler earlier in this batch may have closed this fd (and another
-                // registration may have reused it): the generation tells stale events apart.
-                guard fd < registrations.count, let reg = registrations[fd], reg.generation == generation else { continue }
-                eventsDispatched &+= 1
-                reg.handler.handleIO(IOEvents(rawValue: ev.events))
-            }
-        } else if count < 0 && shim_errno() != EINTR {
-            logger.critical("epoll_wait failed", metadata: ["error": "\(SocketError(operation: "epoll_wait"))"])
+        for i in 0..<count {
+            let ev = events[i]
+            let fd = Int(UInt32(truncatingIfNeeded: ev.data))
+            let generation = UInt32(truncatingIfNeeded: ev.data >> 32)
+            // A handler earlier in this batch may have closed this fd (and another
+            // registration may have reused it): the generation tells stale events apart.
+            guard fd < registrations.count, let reg = registrations[fd], reg.generation == generation else { continue }
+            eventsDispatched &+= 1
+            reg.handler.handleIO(IOEvents(rawValue: ev.events))
         }
         // Phase 3: timers.
         runDueTimers()
