@@ -32,11 +32,12 @@ bench: release
 bench-tunnel: release
 	bench/tunnel.sh
 
-# The agent under strace with debug logs: strace lines and log lines read side by side.
+# The agent under strace with debug logs: strace lines and log lines read side by side. On epoll:
+# io_uring's I/O does not show in strace.
 # Standalone unless ARGS says otherwise (e.g. ARGS="--config ~/.pipeops-agent.yaml").
 ARGS ?= --set pipeops.api_url= --set tunnel.enabled=false
 strace: release
-	strace -f -tt -e trace=!futex $(BIN_DIR)/pipeops-agent --log-level debug $(ARGS)
+	strace -f -tt -e trace=!futex $(BIN_DIR)/pipeops-agent --log-level debug --set reactor.backend=epoll $(ARGS)
 
 # libFuzzer targets (fuzz/), 60 s each; FUZZ_SECONDS=10 for a smoke run.
 FUZZ_SECONDS ?= 60

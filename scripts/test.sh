@@ -17,6 +17,14 @@ set -e
 grep -vE "^Test (Case|Suite) .*(started|passed)|^\[|Test run with 0 tests" "$logs/swift.log" | grep -vE "^\s*$" | tail -n 80
 [ "$swift_status" -eq 0 ] || { echo "swift test failed (full log: $logs/swift.log)"; exit "$swift_status"; }
 
+echo "== swift test, the Reactor suite again on the io_uring loop backend"
+set +e
+PIPEOPS_TEST_BACKEND=io_uring swift test --skip-build --filter ReactorTests > "$logs/swift-io_uring.log" 2>&1
+uring_status=$?
+set -e
+grep -E "error|Executed [0-9]+ tests" "$logs/swift-io_uring.log" | tail -n 20
+[ "$uring_status" -eq 0 ] || { echo "swift test on io_uring failed (full log: $logs/swift-io_uring.log)"; exit "$uring_status"; }
+
 echo "== fuzz smoke"
 scripts/fuzz.sh "${FUZZ_SMOKE_SECONDS:-5}"
 
@@ -25,11 +33,15 @@ python3 Tests/Fixtures/controlplane/selftest.py | tee "$logs/selftest.log" | tai
 
 echo "== end to end (agent binary against the control-plane test double, sshd, tinyproxy)"
 python3 -m pytest -q -p no:cacheprovider Tests/e2e | tee "$logs/e2e.log"
+echo "== end to end: the tunnel tests again with agent and tunnel server on io_uring"
+PIPEOPS_REACTOR_BACKEND=io_uring python3 -m pytest -q -p no:cacheprovider Tests/e2e/test_tunnel.py | tee "$logs/e2e-io_uring.log"
 
 echo "== tunnel bench in smoke mode (one second per measure; nothing asserted about speed, so it cannot rot)"
 BENCH_SMOKE=1 BENCH_TUNNEL=swift bench/tunnel.sh | tail -n 20
 
 swift_n=$(grep -oE "Executed [0-9]+ tests?, with [0-9]+ failures" "$logs/swift.log" | tail -1 | awk '{print $2}')
+uring_n=$(grep -oE "Executed [0-9]+ tests?, with [0-9]+ failures" "$logs/swift-io_uring.log" | tail -1 | awk '{print $2}')
 self_n=$(grep -oE "selftest: [0-9]+ passed" "$logs/selftest.log" | awk '{print $2}')
 e2e_n=$(grep -oE "[0-9]+ passed" "$logs/e2e.log" | tail -1 | awk '{print $1}')
-echo "make test: $((swift_n + self_n + e2e_n)) passed, 0 failed"
+e2e_uring_n=$(grep -oE "[0-9]+ passed" "$logs/e2e-io_uring.log" | tail -1 | awk '{print $1}')
+echo "make test: $((swift_n + uring_n + self_n + e2e_n + e2e_uring_n)) passed, 0 failed"

@@ -76,6 +76,13 @@ def agents(tmp_path):
     yield Starter()
     for a in started:
         a.stop()
+    # A run with PIPEOPS_REACTOR_BACKEND (scripts/test.sh runs test_tunnel.py once on io_uring)
+    # proves each agent really ran on that backend: its starting line names the loop.
+    wanted = os.environ.get("PIPEOPS_REACTOR_BACKEND")
+    if wanted:
+        for a in started:
+            loops = {l.get("loop") for l in a.logs() if "starting" in str(l.get("msg", ""))}
+            assert loops <= {wanted}, f"agent ran on {loops}, not {wanted}"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
 //   reactor-bench sink-server PORT            read and discard (iperf3's shape)
 //   reactor-bench send-client PORT SECONDS    write only for SECONDS; print bytes/s
 //   reactor-bench hold-clients PORT COUNT     open COUNT idle connections, print "ready", wait for stdin EOF
+// The loop runs on PIPEOPS_REACTOR_BACKEND (epoll, the default, or io_uring), as the agent's would.
 import CShims
 import Glibc
 import Reactor
@@ -60,7 +61,9 @@ let args = CommandLine.arguments
 guard args.count >= 3, let port = Int(args[2]) else { fail("usage: reactor-bench echo-server|echo-client|hold-clients PORT [ARG]") }
 Socket.raiseOpenFileLimit()
 let loop: EventLoop
-do { loop = try EventLoop() } catch { fail("\(error)") }
+let backendName = getenv("PIPEOPS_REACTOR_BACKEND").map { String(cString: $0) } ?? "epoll"
+guard let backend = LoopBackend(rawValue: backendName) else { fail("PIPEOPS_REACTOR_BACKEND=\(backendName): expected epoll or io_uring") }
+do { loop = try EventLoop(backend: backend) } catch { fail("\(error)") }
 let target: SocketAddress
 do { target = try SocketAddress(ip: "127.0.0.1", port: port) } catch { fail("\(error)") }
 
