@@ -113,34 +113,53 @@ final class TCPConnectionTests: XCTestCase {
         listener.close()
     }
 
+    /// A server that writes "unread" and shuts its write side, and a client that pauses reading
+    /// as soon as it is connected (and, with `clientShutsWrite`, shuts its own write side too).
+    private final class PausedClientAgainstHalfClosingServer {
+        let serverSide = Recorder()
+        let client = Recorder()
+        var serverConn: TCPConnection?
+        let listener: TCPListener
+        let conn: TCPConnection
+
+        init(loop: EventLoop, clientShutsWrite: Bool) throws {
+            serverSide.onEOF = { _ in }
+            var accepted: ((TCPConnection) -> Void)?
+            listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { [serverSide] fd, peer in
+                let c = try! TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: serverSide)
+                c.write(Array("unread".utf8))
+                c.shutdownWrite()
+                accepted?(c)
+            }
+            client.onOpen = { s in
+                s.pauseReading()
+                if clientShutsWrite { s.shutdownWrite() }
+            }
+            conn = try TCPConnection.connect(loop: loop, to: listener.address, timeout: .seconds(5), delegate: client)
+            accepted = { [unowned self] c in self.serverConn = c }
+        }
+
+        /// Turns of the loop over a quiet stretch: a handful, not one per wait that returns at once.
+        func quietTurns(_ loop: EventLoop) -> UInt64 {
+            let before = loop.iterations
+            _ = loop.run(until: { false }, timeout: .milliseconds(300))
+            return loop.iterations - before
+        }
+    }
+
     /// Both directions shut while our reader is paused: epoll reports the hangup whatever the
     /// interest, which once woke the loop on every turn (a busy spin) until reading resumed.
     func testHangupWhilePausedDoesNotSpinAndResumeDeliversTheRest() throws {
         let loop = try makeLoop()
-        let serverSide = Recorder()
-        serverSide.onEOF = { _ in }
-        var serverConn: TCPConnection?
-        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
-            let c = try! TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: serverSide)
-            c.write(Array("unread".utf8))
-            c.shutdownWrite()
-            serverConn = c
-        }
-        let client = Recorder()
-        client.onOpen = { s in s.pauseReading(); s.shutdownWrite() }
-        let conn = try TCPConnection.connect(loop: loop, to: listener.address, timeout: .seconds(5), delegate: client)
-        XCTAssertTrue(loop.run(until: { serverSide.eof && serverConn != nil }, timeout: .seconds(5)))
-        // Turns of the loop over a quiet stretch: a handful, not one per epoll_wait that returns at once.
-        let before = loop.iterations
-        _ = loop.run(until: { false }, timeout: .milliseconds(300))
-        XCTAssertLessThan(loop.iterations - before, 50, "the loop kept waking for the hangup")
-        XCTAssertEqual(client.received, [])
-        conn.resumeReading()
-        XCTAssertTrue(loop.run(until: { client.isClosed }, timeout: .seconds(5)))
-        XCTAssertEqual(String(decoding: client.received, as: UTF8.self), "unread")
-        XCTAssertTrue(client.eof)
-        _ = serverConn
-        listener.close()
+        let pair = try PausedClientAgainstHalfClosingServer(loop: loop, clientShutsWrite: true)
+        XCTAssertTrue(loop.run(until: { pair.serverSide.eof && pair.serverConn != nil }, timeout: .seconds(5)))
+        XCTAssertLessThan(pair.quietTurns(loop), 50, "the loop kept waking for the hangup")
+        XCTAssertEqual(pair.client.received, [])
+        pair.conn.resumeReading()
+        XCTAssertTrue(loop.run(until: { pair.client.isClosed }, timeout: .seconds(5)))
+        XCTAssertEqual(String(decoding: pair.client.received, as: UTF8.self), "unread")
+        XCTAssertTrue(pair.client.eof)
+        pair.listener.close()
     }
 
     /// The peer shut only its write side while our reader is paused: epoll reports nothing for
@@ -148,32 +167,18 @@ final class TCPConnectionTests: XCTestCase {
     /// turn either; writing and resuming still work afterwards.
     func testPeerHalfCloseWhilePausedDoesNotSpin() throws {
         let loop = try makeLoop()
-        let serverSide = Recorder()
-        serverSide.onEOF = { _ in }
-        var serverConn: TCPConnection?
-        let listener = try TCPListener(loop: loop, address: SocketAddress(ip: "127.0.0.1", port: 0)) { fd, peer in
-            let c = try! TCPConnection(loop: loop, acceptedFD: fd, peer: peer, delegate: serverSide)
-            c.write(Array("unread".utf8))
-            c.shutdownWrite()
-            serverConn = c
-        }
-        let client = Recorder()
-        client.onOpen = { s in s.pauseReading() }
-        let conn = try TCPConnection.connect(loop: loop, to: listener.address, timeout: .seconds(5), delegate: client)
-        XCTAssertTrue(loop.run(until: { serverConn != nil && client.opened }, timeout: .seconds(5)))
+        let pair = try PausedClientAgainstHalfClosingServer(loop: loop, clientShutsWrite: false)
+        XCTAssertTrue(loop.run(until: { pair.serverConn != nil && pair.client.opened }, timeout: .seconds(5)))
         _ = loop.run(until: { false }, timeout: .milliseconds(50))   // the FIN arrives
-        let before = loop.iterations
-        _ = loop.run(until: { false }, timeout: .milliseconds(300))
-        XCTAssertLessThan(loop.iterations - before, 50, "the loop kept waking for the half-close")
-        conn.write(Array("still open".utf8))
-        conn.shutdownWrite()
-        XCTAssertTrue(loop.run(until: { serverSide.eof }, timeout: .seconds(5)))
-        XCTAssertEqual(String(decoding: serverSide.received, as: UTF8.self), "still open")
-        conn.resumeReading()
-        XCTAssertTrue(loop.run(until: { client.isClosed }, timeout: .seconds(5)))
-        XCTAssertEqual(String(decoding: client.received, as: UTF8.self), "unread")
-        _ = serverConn
-        listener.close()
+        XCTAssertLessThan(pair.quietTurns(loop), 50, "the loop kept waking for the half-close")
+        pair.conn.write(Array("still open".utf8))
+        pair.conn.shutdownWrite()
+        XCTAssertTrue(loop.run(until: { pair.serverSide.eof }, timeout: .seconds(5)))
+        XCTAssertEqual(String(decoding: pair.serverSide.received, as: UTF8.self), "still open")
+        pair.conn.resumeReading()
+        XCTAssertTrue(loop.run(until: { pair.client.isClosed }, timeout: .seconds(5)))
+        XCTAssertEqual(String(decoding: pair.client.received, as: UTF8.self), "unread")
+        pair.listener.close()
     }
 
     func testServerHalfCloseStillReceivesTheClientsData() throws {
