@@ -3,6 +3,7 @@ start saying why; refused here means by a real seccomp filter (Tests/Fixtures/se
 container runtimes' default profiles answer) or by the probe failure injected through
 PIPEOPS_IO_URING_PROBE_FAIL; `auto` under the same filter starts (on epoll)."""
 import os
+import signal
 import subprocess
 import threading
 
@@ -38,14 +39,19 @@ def refused(command: list[str], env: dict[str, str]) -> subprocess.CompletedProc
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=20)
 
 
-def started_on(command: list[str], env: dict[str, str]) -> str:
-    """Starts the agent, waits for its `starting` line, stops it; returns all it logged."""
+def started_on(command: list[str], env: dict[str, str], hangup: bool = False) -> str:
+    """Starts the agent, waits for its `starting` line (with `hangup`, sends SIGHUP and waits for
+    the reload line), stops it with SIGTERM, which must end it cleanly; returns all it logged."""
     proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
+    seen = lambda text: any(text in l for l in list(lines)) or proc.poll() is not None
     try:
-        wait_for(lambda: any("starting" in l for l in list(lines)) or proc.poll() is not None, 20, "the agent's starting line")
+        wait_for(lambda: seen("HTTP server listening"), 20, "the agent's listening line")
+        if hangup:
+            proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: seen("reload requested"), 20, "the reload line")
     finally:
         code = terminate(proc)
         reader.join(5)
@@ -53,9 +59,10 @@ def started_on(command: list[str], env: dict[str, str]) -> str:
     return "".join(lines)
 
 
-def test_io_uring_by_name_runs_on_io_uring(tmp_path):
-    log = started_on(agent_command(tmp_path, "io_uring"), environment(tmp_path))
+def test_io_uring_by_name_runs_on_io_uring_and_takes_signals(tmp_path):
+    log = started_on(agent_command(tmp_path, "io_uring"), environment(tmp_path), hangup=True)
     assert '"loop":"io_uring"' in log, log
+    assert "reload requested (SIGHUP)" in log, log
 
 
 def test_io_uring_by_name_under_seccomp_is_a_startup_error_that_says_why(tmp_path, deny_io_uring):
