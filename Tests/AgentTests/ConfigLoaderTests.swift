@@ -201,6 +201,7 @@ final class ConfigLoaderTests: XCTestCase {
             "PIPEOPS_ENABLE_SSE": "0",
             "PIPEOPS_AGENT_API_TOKEN": "env-api-token",
             "PIPEOPS_STATE_PATH": "/srv/state.json",
+            "PIPEOPS_STATE_BACKEND": "file",
         ]
         XCTAssertEqual(Set(environment.keys), Set(ConfigLoader.environmentKeys.map(\.variable)))
         let (c, warnings) = try loadConfigYAML(configArchitectureExampleYAML, environment: environment)
@@ -220,6 +221,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertFalse(c.server.enableSSE)
         XCTAssertEqual(c.server.apiToken, "env-api-token")
         XCTAssertEqual(c.state.path, "/srv/state.json")
+        XCTAssertEqual(c.state.backend, .file)
     }
 
     func testEmptyEnvironmentVariablesAreIgnored() throws {

@@ -26,6 +26,7 @@ public enum ConfigLoader {
         ("PIPEOPS_ENABLE_SSE", "server.enable_sse"),
         ("PIPEOPS_AGENT_API_TOKEN", "server.api_token"),
         ("PIPEOPS_STATE_PATH", "state.path"),
+        ("PIPEOPS_STATE_BACKEND", "state.backend"),
     ]
 
     public static func load(path: String?, environment: [String: String],
