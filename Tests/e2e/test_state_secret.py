@@ -143,3 +143,24 @@ def test_a_second_agent_stands_by_and_takes_over_after_the_first_is_killed(cp, k
     assert micro_time(spec["acquireTime"]) - last_renewal >= datetime.timedelta(seconds=LEASE_SECONDS)
     reg = cp.wait_requests("register", since=since)[0]["body"]
     assert (reg["agent_id"], reg["metadata"]["registration_mode"]) == (agent_id, "resume")
+
+
+def test_a_leader_that_cannot_renew_stops_its_work_and_resumes_when_it_can(cp, kube, agents):
+    agent = pod_agent(agents, cp, kube, "agent-3333-alone")
+    registered_cluster(agent)
+    # Every API call fails from now on: the Lease cannot be renewed.
+    kube.control("fail", {"status": 503, "count": 100_000})
+    stopped = agent.wait_log(lambda l: l.get("msg", "").startswith("leader election: no longer leading"),
+                             timeout=LEASE_SECONDS + 10, what="the leader giving up")
+    assert "not renewed" in stopped["reason"]
+    since = cp.get("/_test/requests")[-1]["seq"]
+    assert checks(agent)["leader"]["ok"] is False
+    assert checks(agent)["registered"]["detail"].startswith("not started:")
+    wait_for(lambda: checks(agent)["leader"]["detail"].startswith("waiting for the Lease"), what="waiting for the Lease")
+    kube.control("fail", {"clear": True})
+    # The Lease is still its own: it leads again, re-reads the state and resumes the registration.
+    reg = cp.wait_requests("register", since=since, timeout=30)[0]
+    assert reg["body"]["metadata"]["registration_mode"] == "resume"
+    # Nothing was sent to the control plane while it was not leading.
+    assert [r for r in cp.get("/_test/requests", since=since) if r["seq"] < reg["seq"]] == []
+    registered_cluster(agent)

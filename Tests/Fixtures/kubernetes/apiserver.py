@@ -41,7 +41,7 @@ answers a missing object with a 500 instead of a 404 Status, and has no pod logs
 exactly the behaviours under test, so a layer over it would have replaced all of it.
 
 Test-only controls under /_test/ (no auth): logs, end-watches, compact, restart, fail, token,
-requests (each with the status answered), seed, churn, interfere (another writer updates the
+requests (each with the status answered), fail (or clear the failures to come), seed, churn, interfere (another writer updates the
 object just before each of the next `count` updates of `resource`, so they carry a stale
 resourceVersion), object (GET one stored object). Started as
   apiserver.py --cert server.pem --key server.key [--client-ca ca.pem] [--token T | --token-file F]
@@ -627,7 +627,10 @@ class APIServer:
         elif action == "restart":
             asyncio.get_running_loop().create_task(self.restart(float(body.get("down_seconds", 1))))
         elif action == "fail":
-            c.failures += [(int(body["status"]), body.get("retry_after"))] * int(body.get("count", 1))
+            if body.get("clear"):
+                c.failures = []
+            else:
+                c.failures += [(int(body["status"]), body.get("retry_after"))] * int(body.get("count", 1))
         elif action == "interfere":
             c.interference[body["resource"]] = c.interference.get(body["resource"], 0) + int(body.get("count", 1))
         elif action == "object":
