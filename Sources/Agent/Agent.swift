@@ -10,14 +10,18 @@ public final class Agent {
     let environment: [String: String]
     let logger: Logger
     let stateStore: StateStore
-    public private(set) var state: AgentState
+    public internal(set) var state: AgentState
+    /// `file` or `secret` (and why), decided at start; see Agent+State.swift.
+    let stateBackend: (StateBackend, why: String)
+    /// With the Secret: reads the state, then the Lease decides whether this agent is active.
+    var activation: SecretActivation?
 
     let resolver: Resolver
     let connector: HTTPConnector
     let proxies: HTTPProxySettings
     let httpClient: HTTPClient
-    public private(set) var controlPlane: ControlPlaneClient?
-    public private(set) var tunnel: TunnelManager?
+    public internal(set) var controlPlane: ControlPlaneClient?
+    public internal(set) var tunnel: TunnelManager?
     public private(set) var server: HTTPServer?
     /// A second listener when `realtime.websocket_port` differs from `agent.port`.
     public private(set) var realtimeServer: HTTPServer?
@@ -30,7 +34,7 @@ public final class Agent {
     private(set) var access: AccessPolicy?
     private var healthUpdateTimer: LoopTimer?
     private var clusterPushTimer: LoopTimer?
-    private var controlPlaneStartTimer: LoopTimer?
+    var controlPlaneStartTimer: LoopTimer?
     let startNanoseconds = shim_realtime_ns()
     /// The cluster as the Kubernetes client sees it (a stand-in until one is configured).
     var kubernetesSummary: () -> KubernetesSummary = { KubernetesSummary() }
@@ -60,10 +64,6 @@ public final class Agent {
         l[metadataKey: "component"] = "agent"
         logger = l
         stateStore = StateStore(path: config.state.path)
-        let (state, warnings) = try stateStore.bootstrap(configuredAgentID: config.agent.id)
-        self.state = state
-        for w in warnings { l.warning("state: \(w)") }
-
         resolver = try Resolver(loop: loop)
         let tls = config.pipeops.tls
         if tls.insecureSkipVerify {
@@ -82,6 +82,10 @@ public final class Agent {
         httpClient.connectTimeout = config.pipeops.timeouts.connect
         kubernetes = KubernetesMonitor(loop: loop, settings: config.kubernetes, environment: environment,
                                        resolver: resolver, proxies: proxies, logger: l)
+        let prepared = try Self.prepareState(config: config, store: stateStore, kubernetes: kubernetes, environment: environment, logger: l)
+        state = prepared.state
+        stateBackend = prepared.backend
+        activation = prepared.activation
         if let k = kubernetes {
             kubernetesSummary = { k.summary }
             k.onEvent = { [bus] event in bus.publish("kubernetes_event", event.json) }
@@ -97,11 +101,10 @@ public final class Agent {
         }
         logger.info("agent starting", metadata: ["version": "\(AgentVersion.version)", "agent_id": "\(state.agentID)",
                                                  "api_url": "\(config.pipeops.apiURL.isEmpty ? "(standalone)" : URLUserinfo.redacted(config.pipeops.apiURL))",
-                                                 "state": "\(config.state.path)"])
+                                                 "state": "\(stateDescription)"])
         startServer()
         kubernetes?.start()
-        startTunnel()
-        startControlPlane(waitingForKubernetesUntil: loop.now + Self.kubernetesVersionWait)
+        startActiveWork()
     }
 
     /// How long the first registration waits for the cluster's `/version` (control-plane-api.md:
@@ -185,7 +188,7 @@ public final class Agent {
         healthUpdateTimer = loop.schedule(in: config.realtime.sseHeartbeat) { [weak self] in self?.publishHealthUpdate() }
     }
 
-    private func startTunnel() {
+    func startTunnel() {
         guard config.tunnel.enabled else { return }
         // Where each forward goes (in a pod, the API server and the node's kubelet; DefaultForwards).
         for forward in config.tunnel.forwards {
@@ -263,7 +266,7 @@ public final class Agent {
         manager.openStatic(desired)
     }
 
-    private func startControlPlane(waitingForKubernetesUntil deadline: Deadline) {
+    func startControlPlane(waitingForKubernetesUntil deadline: Deadline) {
         guard !shuttingDown else { return }
         if let k = kubernetes, k.client != nil, k.version == nil, loop.now < deadline, !config.pipeops.apiURL.isEmpty {
             controlPlaneStartTimer = loop.schedule(in: .milliseconds(100)) { [weak self] in
@@ -276,7 +279,7 @@ public final class Agent {
             return
         }
         let transport = HTTPControlPlaneTransport(client: httpClient, baseURL: config.pipeops.apiURL)
-        let cp = ControlPlaneClient(loop: loop, config: config, state: state, stateStore: stateStore,
+        let cp = ControlPlaneClient(loop: loop, config: config, state: state, persist: { [weak self] in self?.persist($0) },
                                     transport: transport, environment: environment, logger: logger)
         if config.tunnel.mode == .chisel {
             cp.onDirective = { [weak self] directive in self?.tunnel?.apply(directive) }
@@ -325,6 +328,7 @@ public final class Agent {
             checks["registered"] = ReadinessCheck(ok: true, detail: "standalone (no control plane configured)")
             checks["control_plane"] = ReadinessCheck(ok: true, detail: "standalone (no control plane configured)")
         }
+        activation?.addChecks(to: &checks, controlPlaneConfigured: !config.pipeops.apiURL.isEmpty)
         var tunnelStatus = AgentStatus.Tunnel(state: config.tunnel.enabled ? "disconnected" : "disabled", reconnects: 0, forwards: [])
         if let t = tunnel {
             if let e = t.allocationError {
@@ -373,6 +377,7 @@ public final class Agent {
         guard !shuttingDown else { return }
         shuttingDown = true
         logger.info("shutdown requested", metadata: ["signal": "\(signalName(signal))"])
+        activation?.stop()
         controlPlane?.stop()
         tunnel?.shutdown()
         hub?.shutdown()

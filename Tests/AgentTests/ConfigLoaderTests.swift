@@ -202,6 +202,7 @@ final class ConfigLoaderTests: XCTestCase {
             "PIPEOPS_AGENT_API_TOKEN": "env-api-token",
             "PIPEOPS_STATE_PATH": "/srv/state.json",
             "PIPEOPS_REACTOR_BACKEND": "epoll",
+            "PIPEOPS_STATE_BACKEND": "file",
         ]
         XCTAssertEqual(Set(environment.keys), Set(ConfigLoader.environmentKeys.map(\.variable)))
         let (c, warnings) = try loadConfigYAML(configArchitectureExampleYAML, environment: environment)
@@ -222,6 +223,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(c.server.apiToken, "env-api-token")
         XCTAssertEqual(c.state.path, "/srv/state.json")
         XCTAssertEqual(c.reactor.backend, .epoll)
+        XCTAssertEqual(c.state.backend, .file)
     }
 
     func testEmptyEnvironmentVariablesAreIgnored() throws {

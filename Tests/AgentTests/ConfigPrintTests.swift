@@ -51,7 +51,7 @@ final class ConfigPrintTests: XCTestCase {
         XCTAssertTrue(text.contains("\n  connection_timeout: \"1m30s\"\n"), text)
         XCTAssertTrue(text.contains("  forwards:\n    - name: \"kubernetes-api\"\n      local_addr: \"localhost:6443\"\n"
                                     + "      remote_bind: \"127.0.0.1\"\n      remote_port: 0\n"), text)
-        XCTAssertTrue(text.hasSuffix("state:\n  path: \"/var/lib/pipeops/state.json\"\n"), text)
+        XCTAssertTrue(text.hasSuffix("state:\n  backend: null\n  path: \"/var/lib/pipeops/state.json\"\n"), text)
     }
 
     func testPrintedConfigReadsBackToTheSameConfig() throws {

@@ -53,7 +53,10 @@ def pod_environment(tmp_path, apiserver, kubelet) -> tuple[dict[str, str], str]:
     (sa / "ca.crt").write_text("")
     (sa / "namespace").write_text("pipeops-system")
     env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(apiserver.port),
-           "NODE_IP": kubelet.node_ip, "NODE_NAME": "node-a"}
+           "NODE_IP": kubelet.node_ip, "NODE_NAME": "node-a",
+           # The stand-in API server is no Kubernetes API: keep the state in the file, not the
+           # Secret that is the default in a pod (test_state_secret.py tests that).
+           "PIPEOPS_STATE_BACKEND": "file"}
     yaml = f'kubernetes:\n  token_file: "{sa / "token"}"\n  ca_file: "{sa / "ca.crt"}"\n'
     return env, yaml
 

@@ -160,6 +160,12 @@ public struct ReactorSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// Where the agent keeps its state: the file at `state.path`, or the Secret
+/// `pipeops-agent-state` in `kubernetes.namespace` (with one active agent per cluster by a Lease).
+public enum StateBackend: String, Sendable, Equatable, CaseIterable {
+    case file, secret
+}
+
 public enum TunnelMode: String, Sendable, Equatable, CaseIterable {
     case chisel, ssh
 }
@@ -224,6 +230,8 @@ public struct TunnelSettings: Sendable, Equatable {
 }
 
 public struct StateSettings: Sendable, Equatable {
+    /// nil: automatic, `secret` when the Kubernetes client runs in cluster (a pod), else `file`.
+    public var backend: StateBackend?
     public var path = "/var/lib/pipeops/state.json"
     public init() {}
 }

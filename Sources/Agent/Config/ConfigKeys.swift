@@ -112,6 +112,8 @@ enum ConfigKeys {
             string("tunnel.ssh.identity_file", \.tunnel.ssh.identityFile),
             string("tunnel.ssh.host_key_fingerprint", \.tunnel.ssh.hostKeyFingerprint),
 
+            // null (the default): automatic, `secret` in a pod (in-cluster Kubernetes client), else `file`.
+            optionalChoice("state.backend", \.state.backend),
             string("state.path", \.state.path),
         ]
     }
@@ -244,6 +246,25 @@ enum ConfigKeys {
             },
             clear: nil,
             render: { .text($0[keyPath: kp].rawValue) }))
+    }
+
+    /// Like `choice`, plus null (or empty text): unset, decided at start.
+    static func optionalChoice<E: RawRepresentable & CaseIterable>(_ path: String, _ kp: WritableKeyPath<AgentConfig, E?>)
+        -> ConfigKey where E.RawValue == String {
+        let names = E.allCases.map(\.rawValue).joined(separator: ", ")
+        return scalar(path, ScalarKey(
+            expectation: "one of \(names) or null",
+            secret: false,
+            set: { config, text in
+                if text.isEmpty { config[keyPath: kp] = nil; return nil }
+                guard let value = E(rawValue: text.trimmingSpaces.lowercased()) else {
+                    return "expected one of \(names) or null, got \"\(text)\""
+                }
+                config[keyPath: kp] = value
+                return nil
+            },
+            clear: { $0[keyPath: kp] = nil },
+            render: { config in config[keyPath: kp].map { .text($0.rawValue) } ?? .null }))
     }
 
     private static func scalar(_ path: String, _ key: ScalarKey) -> ConfigKey {

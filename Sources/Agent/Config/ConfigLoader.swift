@@ -27,6 +27,7 @@ public enum ConfigLoader {
         ("PIPEOPS_AGENT_API_TOKEN", "server.api_token"),
         ("PIPEOPS_STATE_PATH", "state.path"),
         ("PIPEOPS_REACTOR_BACKEND", "reactor.backend"),
+        ("PIPEOPS_STATE_BACKEND", "state.backend"),
     ]
 
     public static func load(path: String?, environment: [String: String],

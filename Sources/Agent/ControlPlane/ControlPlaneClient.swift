@@ -17,7 +17,8 @@ public final class ControlPlaneClient {
     unowned let loop: EventLoop
     let config: AgentConfig
     let transport: ControlPlaneTransport
-    let stateStore: StateStore
+    /// Keeps the state (the file, or the Secret) after each registration.
+    let persist: (AgentState) -> Void
     let logger: Logger
     let environment: [String: String]
     let startedAt = Deadline.now()
@@ -47,12 +48,12 @@ public final class ControlPlaneClient {
     private var stopped = false
     private var registering = false
 
-    public init(loop: EventLoop, config: AgentConfig, state: AgentState, stateStore: StateStore,
+    public init(loop: EventLoop, config: AgentConfig, state: AgentState, persist: @escaping (AgentState) -> Void,
                 transport: ControlPlaneTransport, environment: [String: String], logger: Logger) {
         self.loop = loop
         self.config = config
         self.state = state
-        self.stateStore = stateStore
+        self.persist = persist
         self.transport = transport
         self.environment = environment
         var l = logger
@@ -180,9 +181,7 @@ public final class ControlPlaneClient {
             if let v { registrationInfo[k] = v }
         }
         state.updatedAt = Timestamp.nowSeconds()
-        do { try stateStore.save(state) } catch {
-            logger.error("cannot persist agent state", metadata: ["error": "\(error)"])
-        }
+        persist(state)
         logger.info("registered with the control plane", metadata: ["cluster_id": "\(clusterID)", "status": "\(status)"])
         onRegistered?(clusterID)
         heartbeat()

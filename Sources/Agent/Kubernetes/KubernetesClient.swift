@@ -91,8 +91,20 @@ final class KubernetesClient {
     @discardableResult
     func stream(_ path: String, verb: String, timeout: TimeAmount?, retry: Retry = Retry(),
                 handler: StreamHandler) -> Call {
+        stream(Outgoing(method: "GET", path: path), verb: verb, timeout: timeout, retry: retry, handler: handler)
+    }
+
+    /// What goes out: the method, the path under `basePath`, and a JSON body for writes.
+    struct Outgoing {
+        var method: String
+        var path: String
+        var body: [UInt8] = []
+    }
+
+    private func stream(_ outgoing: Outgoing, verb: String, timeout: TimeAmount?, retry: Retry,
+                        handler: StreamHandler) -> Call {
         let call = Call()
-        attempt(call, path: path, verb: verb, timeout: timeout, retry: retry, refreshedToken: false, handler: handler)
+        attempt(call, outgoing, verb: verb, timeout: timeout, retry: retry, refreshedToken: false, handler: handler)
         return call
     }
 
@@ -100,10 +112,25 @@ final class KubernetesClient {
     @discardableResult
     func get(_ path: String, verb: String = "get", timeout: TimeAmount = .seconds(30), maxBytes: Int = 1 << 20,
              completion: @escaping (Result<JSONValue, KubernetesError>) -> Void) -> Call {
+        send(Outgoing(method: "GET", path: path), verb: verb, timeout: timeout, maxBytes: maxBytes, completion: completion)
+    }
+
+    /// `POST` (create) or `PUT` (update) of one object, answered with the object as stored.
+    /// A `409` (`Conflict`, `AlreadyExists`) comes back as an error for the caller to resolve.
+    @discardableResult
+    func write(_ method: String, _ path: String, object: JSONValue, verb: String, timeout: TimeAmount = .seconds(30),
+               completion: @escaping (Result<JSONValue, KubernetesError>) -> Void) -> Call {
+        send(Outgoing(method: method, path: path, body: object.bytes), verb: verb, timeout: timeout, maxBytes: 1 << 20,
+             completion: completion)
+    }
+
+    private func send(_ outgoing: Outgoing, verb: String, timeout: TimeAmount, maxBytes: Int,
+                      completion: @escaping (Result<JSONValue, KubernetesError>) -> Void) -> Call {
+        let path = outgoing.path
         var body: [UInt8] = []
         var callRef: Call?
         var done = false
-        let call = stream(path, verb: verb, timeout: timeout, handler: StreamHandler(
+        let call = stream(outgoing, verb: verb, timeout: timeout, retry: Retry(), handler: StreamHandler(
             onBody: { chunk in
                 guard !done else { return }
                 if body.count + chunk.count > maxBytes {
@@ -127,14 +154,17 @@ final class KubernetesClient {
         return call
     }
 
-    private func attempt(_ call: Call, path: String, verb: String, timeout: TimeAmount?, retry: Retry,
+    private func attempt(_ call: Call, _ outgoing: Outgoing, verb: String, timeout: TimeAmount?, retry: Retry,
                          refreshedToken: Bool, handler: StreamHandler) {
         guard !call.cancelled else { return }
+        let path = outgoing.path
         var headers = HTTPHeaders()
         headers.add("Accept", "application/json")
         headers.add("User-Agent", Self.userAgent)
+        if !outgoing.body.isEmpty { headers.add("Content-Type", "application/json") }
         if let t = token.current() { headers.add("Authorization", "Bearer \(t)") }
-        let request = HTTPClientRequest(method: "GET", origin: access.server, target: access.basePath + path, headers: headers)
+        let request = HTTPClientRequest(method: outgoing.method, origin: access.server, target: access.basePath + path,
+                                        headers: headers, body: outgoing.body)
         var head: HTTPResponseHead?
         var errorBody: [UInt8] = []
         var opened = false
@@ -171,7 +201,7 @@ final class KubernetesClient {
                 self.record(verb, code: "\(h.status)", failure: error)
                 if h.status == 401, !refreshedToken, self.token.refresh() {
                     self.logger.info("the API server refused the token; using the re-read token file")
-                    self.attempt(call, path: path, verb: verb, timeout: timeout, retry: retry, refreshedToken: true, handler: handler)
+                    self.attempt(call, outgoing, verb: verb, timeout: timeout, retry: retry, refreshedToken: true, handler: handler)
                     return
                 }
                 guard h.status == 429 || (500...599).contains(h.status) else {
@@ -194,7 +224,7 @@ final class KubernetesClient {
             self.logger.debug("Kubernetes call failed; retrying", metadata: ["call": "\(verb) \(path)", "error": "\(error)", "retry_in": "\(delay)"])
             call.retryTimer = self.loop.schedule(in: delay) { [weak self] in
                 call.retryTimer = nil
-                self?.attempt(call, path: path, verb: verb, timeout: timeout, retry: r, refreshedToken: refreshedToken, handler: handler)
+                self?.attempt(call, outgoing, verb: verb, timeout: timeout, retry: r, refreshedToken: refreshedToken, handler: handler)
             }
         })
         if call.paused { call.task?.pauseReading() }

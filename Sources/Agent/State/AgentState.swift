@@ -43,4 +43,24 @@ public struct AgentState: Sendable, Equatable {
             updatedAt = now
         }
     }
+
+    /// The state to run with, following control-plane-api.md: `agent.id` from the config, else
+    /// the saved one, else a new UUID v4; the saved cluster registration is kept. The caller
+    /// saves the result when it differs from `saved` (file or Secret alike).
+    static func starting(from saved: AgentState?, configuredAgentID: String?, now: Int64) throws(RandomUUID.Failure) -> AgentState {
+        var state: AgentState
+        if let saved {
+            state = saved
+        } else {
+            let id: String
+            if let configuredAgentID { id = configuredAgentID } else { id = try RandomUUID.v4() }
+            state = AgentState(agentID: id, updatedAt: now)
+        }
+        if let configuredAgentID, configuredAgentID != state.agentID {
+            // The configured ID wins; the cluster registration stays (same machine, same cluster).
+            state.agentID = configuredAgentID
+            state.updatedAt = now
+        }
+        return state
+    }
 }

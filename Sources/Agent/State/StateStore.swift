@@ -78,22 +78,9 @@ public struct StateStore: Sendable {
             }
             warnings.append(error.description)
         }
-        var state: AgentState
-        if let loaded {
-            state = loaded
-        } else {
-            let id: String
-            if let configuredAgentID {
-                id = configuredAgentID
-            } else {
-                do { id = try RandomUUID.v4() } catch { throw StateError(.unwritable, path: path, error.description) }
-            }
-            state = AgentState(agentID: id, updatedAt: now)
-        }
-        if let configuredAgentID, configuredAgentID != state.agentID {
-            // The configured ID wins; the cluster registration stays (same machine, same cluster).
-            state.agentID = configuredAgentID
-            state.updatedAt = now
+        let state: AgentState
+        do { state = try AgentState.starting(from: loaded, configuredAgentID: configuredAgentID, now: now) } catch {
+            throw StateError(.unwritable, path: path, error.description)
         }
         if state != loaded {
             try save(state)

@@ -16,6 +16,16 @@ struct HostInfo: Equatable {
 
     static func nodeName(environment: [String: String]) -> String {
         if let n = environment["NODE_NAME"], !n.isEmpty { return n }
+        return systemHostname()
+    }
+
+    /// The pod's name (`POD_NAME` from the downward API), else the host name (a pod's own).
+    static func podName(environment: [String: String]) -> String {
+        if let n = environment["POD_NAME"], !n.isEmpty { return n }
+        return systemHostname()
+    }
+
+    static func systemHostname() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count - 1) == 0 else { return "unknown" }
         return String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)

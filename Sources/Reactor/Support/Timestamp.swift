@@ -13,8 +13,11 @@ public enum Timestamp {
         }
         var out = "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))"
         if fractionDigits > 0 {
-            let ms = Int32((nanoseconds % 1_000_000_000) / 1_000_000)
-            out += ".\(pad(ms, 3))"
+            // 3: milliseconds; 6: microseconds (Kubernetes' MicroTime); at most 9.
+            let digits = min(fractionDigits, 9)
+            var divisor: UInt64 = 1
+            for _ in digits..<9 { divisor *= 10 }
+            out += ".\(pad(Int32((nanoseconds % 1_000_000_000) / divisor), digits))"
         }
         return out + "Z"
     }

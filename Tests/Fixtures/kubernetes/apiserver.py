@@ -1,5 +1,7 @@
 """A Kubernetes API test server: HTTPS on 127.0.0.1, bearer-token or client-certificate auth,
-the core/v1 resources the agent watches (nodes, pods, services, events, namespaces), pod logs.
+the core/v1 resources the agent watches (nodes, pods, services, events, namespaces), pod logs,
+and the two objects the agent keeps its own state in: core/v1 Secrets and coordination.k8s.io/v1
+Leases.
 
 It is not kube-apiserver. It follows the Kubernetes API concepts documentation on the points a
 watching client depends on, and the tests check it with two clients we did not write (kubectl and
@@ -16,6 +18,16 @@ the official Python client, see selftest.py):
   version older than the compaction point gets an `ERROR` event carrying a `410 Expired` Status
   (as kube-apiserver does) and the end of the stream.
 * Errors are `kind: Status` objects with `reason`, `message` and `code`.
+* "Concurrency control and consistency": an update (PUT) whose `metadata.resourceVersion` is not
+  the stored one answers `409 Conflict` ("the object has been modified; please apply your
+  changes to the latest version and try again"); an update without one is unconditional; a
+  create of an existing name answers `409 AlreadyExists`.
+* Secrets (core/v1, namespaced): `type` defaults to `Opaque`; `data` values must be base64
+  (kube-apiserver decodes them into bytes; anything else is a `400 BadRequest`).
+* Leases (`/apis/coordination.k8s.io/v1/namespaces/{ns}/leases`, the object client-go's leader
+  election uses): `spec.holderIdentity` (string), `leaseDurationSeconds` (integer > 0),
+  `leaseTransitions` (integer >= 0), `acquireTime`/`renewTime` as MicroTime
+  (`2006-01-02T15:04:05.000000Z`, six fraction digits); anything else is a `400 BadRequest`.
 * `GET /api/v1/namespaces/{ns}/pods/{pod}/log?follow=true&tailLines=N&container=C` streams the
   pod's lines (fed through /_test/logs) until the pod ends (its log is closed, it reaches
   Succeeded/Failed, or it is deleted).
@@ -29,7 +41,9 @@ answers a missing object with a 500 instead of a 404 Status, and has no pod logs
 exactly the behaviours under test, so a layer over it would have replaced all of it.
 
 Test-only controls under /_test/ (no auth): logs, end-watches, compact, restart, fail, token,
-requests, seed, churn. Started as
+requests (each with the status answered), fail (or clear the failures to come), seed, churn, interfere (another writer updates the
+object just before each of the next `count` updates of `resource`, so they carry a stale
+resourceVersion), object (GET one stored object). Started as
   apiserver.py --cert server.pem --key server.key [--client-ca ca.pem] [--token T | --token-file F]
 it prints one JSON line {"url","port"} when it listens.
 """
@@ -59,7 +73,15 @@ RESOURCES = {
     "events": ("Event", True),
     "nodes": ("Node", False),
     "namespaces": ("Namespace", False),
+    "secrets": ("Secret", True),
+    "leases": ("Lease", True),
 }
+# The API group and version of each resource outside core/v1.
+GROUPS = {"leases": "coordination.k8s.io/v1"}
+
+
+def api_version(resource: str) -> str:
+    return GROUPS.get(resource, "v1")
 VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.2-pipeops-test", "gitCommit": "0" * 40,
            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22",
            "compiler": "gc", "platform": "linux/amd64"}
@@ -126,6 +148,7 @@ class Cluster:
         self.logs: dict[tuple[str, str], PodLog] = {}
         self.requests: list[dict] = []
         self.failures: list[tuple[int, Optional[int]]] = []
+        self.interference: dict[str, int] = {}   # resource -> updates still to interfere with
         self.token = args.token
 
     # -- store ------------------------------------------------------------------------------
@@ -139,7 +162,7 @@ class Cluster:
         if typ == "ADDED":
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", now_rfc3339())
-        obj.setdefault("apiVersion", "v1")
+        obj["apiVersion"] = api_version(resource)
         obj["kind"] = RESOURCES[resource][0]
         self.rv += 1
         meta["resourceVersion"] = str(self.rv)
@@ -284,9 +307,10 @@ class APIServer:
             return await handler(request)
         c = self.cluster
         auth = self.authenticated(request)
-        c.requests.append({"seq": len(c.requests) + 1, "method": request.method, "path": request.path,
-                           "query": dict(request.query), "auth": auth, "time": time.time(),
-                           "user_agent": request.headers.get("User-Agent", "")})
+        entry = {"seq": len(c.requests) + 1, "method": request.method, "path": request.path,
+                 "query": dict(request.query), "auth": auth, "time": time.time(),
+                 "user_agent": request.headers.get("User-Agent", ""), "status": None}
+        c.requests.append(entry)
         if not auth:
             return status(401, "Unauthorized", "Unauthorized")
         if c.failures:
@@ -294,8 +318,15 @@ class APIServer:
             resp = status(code, "TooManyRequests" if code == 429 else "InternalError", f"injected failure {code}")
             if retry_after is not None:
                 resp.headers["Retry-After"] = str(retry_after)
+            entry["status"] = resp.status
             return resp
-        return await handler(request)
+        try:
+            resp = await handler(request)
+        except web.HTTPException as e:
+            entry["status"] = e.status
+            raise
+        entry["status"] = resp.status
+        return resp
 
     # -- API --------------------------------------------------------------------------------
 
@@ -307,21 +338,31 @@ class APIServer:
             return web.json_response({"kind": "APIVersions", "versions": ["v1"],
                                       "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]})
         if path == "/apis":
-            return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
-        if path == "/api/v1":
-            return web.json_response({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": [
+            groups = sorted({gv.split("/")[0]: gv for gv in GROUPS.values()}.items())
+            return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": gv, "version": gv.split("/")[1]}],
+                 "preferredVersion": {"groupVersion": gv, "version": gv.split("/")[1]}} for g, gv in groups]})
+        if path == "/api/v1" or path.removeprefix("/apis/") in GROUPS.values():
+            gv = "v1" if path == "/api/v1" else path.removeprefix("/apis/")
+            extra = [{"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]}] \
+                if gv == "v1" else []
+            return web.json_response({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": [
                 {"name": name, "singularName": kind.lower(), "namespaced": ns, "kind": kind,
                  "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}
-                for name, (kind, ns) in RESOURCES.items()] + [
-                {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]}]})
-        parts = path.split("/")[3:] if path.startswith("/api/v1/") else None
+                for name, (kind, ns) in RESOURCES.items() if api_version(name) == gv] + extra})
+        parts, gv = None, "v1"
+        if path.startswith("/api/v1/"):
+            parts = path.split("/")[3:]
+        elif path.startswith("/apis/"):
+            gv = "/".join(path.split("/")[2:4])
+            parts = path.split("/")[4:] if gv in GROUPS.values() else None
         if not parts:
             return status(404, "NotFound", f"the server could not find the requested resource ({request.path})")
         ns: Optional[str] = None
         if parts[0] == "namespaces" and len(parts) >= 3:
             ns, parts = parts[1], parts[2:]
         resource, rest = parts[0], parts[1:]
-        if resource not in RESOURCES:
+        if resource not in RESOURCES or api_version(resource) != gv:
             return status(404, "NotFound", f"the server could not find the requested resource ({resource})")
         if RESOURCES[resource][1] is False and ns is not None:
             return status(404, "NotFound", f"{resource} is not namespaced")
@@ -404,6 +445,9 @@ class APIServer:
         key = (resource, meta.get("namespace", ""), meta["name"])
         if key in self.cluster.objects:
             return status(409, "AlreadyExists", f'{resource} "{meta["name"]}" already exists')
+        invalid = validate(resource, obj)
+        if invalid:
+            return status(400, "BadRequest", invalid)
         return web.json_response(self.cluster.write(resource, RESOURCES[resource][0], obj), status=201)
 
     async def update(self, request: web.Request, resource: str, ns: str, name: str) -> web.StreamResponse:
@@ -412,10 +456,23 @@ class APIServer:
         if current is None:
             return status(404, "NotFound", f'{resource} "{name}" not found')
         body = await self.body(request)
+        if request.method == "PUT" and self.cluster.interference.get(resource, 0) > 0:
+            # Another writer got there first: the stored object moves on, the body's version is stale.
+            self.cluster.interference[resource] -= 1
+            other = copy.deepcopy(current)
+            other["metadata"].setdefault("annotations", {})["test.pipeops.io/concurrent-writer"] = str(self.cluster.rv)
+            current = self.cluster.write(resource, RESOURCES[resource][0], other)
         if request.method == "PATCH":
             new = merge(copy.deepcopy(current), body)
         else:
             new = body
+            sent = (new.get("metadata") or {}).get("resourceVersion")
+            if sent and sent != current["metadata"]["resourceVersion"]:
+                return status(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{name}": the object has been '
+                                               "modified; please apply your changes to the latest version and try again")
+        invalid = validate(resource, new)
+        if invalid:
+            return status(400, "BadRequest", invalid)
         new.setdefault("metadata", {}).update({"name": name, "uid": current["metadata"]["uid"],
                                                "creationTimestamp": current["metadata"]["creationTimestamp"]})
         if ns:
@@ -570,7 +627,15 @@ class APIServer:
         elif action == "restart":
             asyncio.get_running_loop().create_task(self.restart(float(body.get("down_seconds", 1))))
         elif action == "fail":
-            c.failures += [(int(body["status"]), body.get("retry_after"))] * int(body.get("count", 1))
+            if body.get("clear"):
+                c.failures = []
+            else:
+                c.failures += [(int(body["status"]), body.get("retry_after"))] * int(body.get("count", 1))
+        elif action == "interfere":
+            c.interference[body["resource"]] = c.interference.get(body["resource"], 0) + int(body.get("count", 1))
+        elif action == "object":
+            obj = c.objects.get((body["resource"], body.get("namespace", ""), body["name"]))
+            return web.json_response(obj, status=200 if obj is not None else 404)
         elif action == "token":
             c.token = body["token"]
         elif action == "requests":
@@ -593,6 +658,42 @@ class APIServer:
         await self.stop()
         await asyncio.sleep(down)
         await self.start()
+
+
+def validate(resource: str, obj: dict) -> Optional[str]:
+    """What kube-apiserver's decoding and validation would refuse in a Secret or a Lease."""
+    if resource == "secrets":
+        obj.setdefault("type", "Opaque")
+        data = obj.get("data") or {}
+        if not isinstance(data, dict):
+            return "Secret.data: expected an object"
+        for k, v in data.items():
+            try:
+                base64.b64decode(v, validate=True)
+            except (ValueError, TypeError):
+                return f"Secret.data.{k}: illegal base64 data"
+    if resource == "leases":
+        spec = obj.get("spec") or {}
+        checks = {"holderIdentity": lambda v: isinstance(v, str),
+                  "leaseDurationSeconds": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                  "leaseTransitions": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                  "acquireTime": is_micro_time, "renewTime": is_micro_time}
+        for field, ok in checks.items():
+            if field in spec and spec[field] is not None and not ok(spec[field]):
+                return f"Lease.spec.{field}: invalid value {spec[field]!r}"
+        unknown = set(spec) - set(checks) - {"preferredHolder", "strategy"}
+        if unknown:
+            return f"Lease.spec: unknown fields {sorted(unknown)}"
+    return None
+
+
+def is_micro_time(v: Any) -> bool:
+    """metav1.MicroTime on the wire: RFC 3339 in UTC with exactly six fraction digits."""
+    try:
+        return isinstance(v, str) and len(v) == 27 and v.endswith("Z") and \
+            datetime.datetime.strptime(v, "%Y-%m-%dT%H:%M:%S.%fZ") is not None
+    except ValueError:
+        return False
 
 
 def make_pod(ns: str, name: str, node: str, phase: str = "Running") -> dict:
