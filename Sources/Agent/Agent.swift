@@ -184,7 +184,7 @@ public final class Agent {
     /// `health_update` every `realtime.sse_heartbeat`, for live clients that want a pulse.
     private func publishHealthUpdate() {
         let s = status()
-        bus.publish("health_update", s.healthJSON)
+        bus.publish("health_update", s.readinessJSON)
         healthUpdateTimer = loop.schedule(in: config.realtime.sseHeartbeat) { [weak self] in self?.publishHealthUpdate() }
     }
 

@@ -13,7 +13,7 @@ import requests
 from harness import ROOT, TOKEN, free_port, terminate, wait_for
 from harness import up_tunnel
 
-# The lead's access middleware guards /api/*: the cluster token is the API token by default.
+# The access policy guards /api/*: the cluster token is the API token by default.
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FIELDS = {"name", "target", "ok", "latency_ms", "error"}
 

@@ -26,8 +26,6 @@ final class AccessPolicy {
     let corsEnabled: Bool
     private let loop: EventLoop
     private var buckets: [String: TokenBucket] = [:]
-    private(set) var rejectedUnauthorized: UInt64 = 0
-    private(set) var rejectedRateLimited: UInt64 = 0
 
     /// `token` is asked on every check: the cluster token may rotate.
     init(loop: EventLoop, token: @escaping () -> String?, metricsAuth: Bool, rateLimit: Int, corsEnabled: Bool) {
@@ -49,14 +47,12 @@ final class AccessPolicy {
             return false
         }
         if rateLimit > 0, let peer = request.peer, !take(from: peer.ip) {
-            rejectedRateLimited &+= 1
             responder.sendError(429, "rate limit: at most \(rateLimit) requests per second per address",
                                 headers: HTTPHeaders([("Retry-After", "1")]))
             return false
         }
         if path == "/metrics" && !metricsAuth { return true }
         guard let expected = token(), !expected.isEmpty else {
-            rejectedUnauthorized &+= 1
             responder.sendError(401, "no agent API token is configured (server.api_token, PIPEOPS_AGENT_API_TOKEN or the cluster token)")
             return false
         }
@@ -70,7 +66,6 @@ final class AccessPolicy {
                 ("Cache-Control", "no-store")]))
             return false
         }
-        rejectedUnauthorized &+= 1
         let sent = request.header("Authorization") != nil || request.queryParameter("token") != nil || Self.cookieToken(request) != nil
         responder.sendError(401, sent ? "wrong API token" : "an API token is required (Authorization: Bearer <token>)",
                             headers: HTTPHeaders([("WWW-Authenticate", "Bearer realm=\"pipeops-agent\"")]))

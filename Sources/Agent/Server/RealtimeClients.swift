@@ -4,7 +4,6 @@ final class RealtimeClients {
     let limit: Int
     private(set) var webSockets = 0
     private(set) var eventStreams = 0
-    private(set) var refused: UInt64 = 0
 
     enum Kind { case webSocket, eventStream }
 
@@ -12,12 +11,9 @@ final class RealtimeClients {
 
     var total: Int { webSockets + eventStreams }
 
-    /// Takes a place, or says no (counted) when all are taken.
+    /// Takes a place, or says no when all are taken.
     func open(_ kind: Kind) -> Bool {
-        guard total < limit else {
-            refused &+= 1
-            return false
-        }
+        guard total < limit else { return false }
         switch kind {
         case .webSocket: webSockets += 1
         case .eventStream: eventStreams += 1

@@ -38,7 +38,6 @@ final class RealtimeHub {
     private var subscription: EventBus.Subscription?
     private var metricsTimer: LoopTimer?
     private var pingTimer: LoopTimer?
-    private(set) var closedSlow: UInt64 = 0
 
     init(loop: EventLoop, bus: EventBus, clients: RealtimeClients, silenceLimit: TimeAmount,
          status: @escaping () -> JSONValue, metrics: @escaping () -> JSONValue) {
@@ -174,8 +173,6 @@ final class RealtimeHub {
         topicsChanged()
     }
 
-    fileprivate func closedAsSlow() { closedSlow &+= 1 }
-
     // MARK: Encoding
 
     static func now() -> String { Timestamp.rfc3339(nanoseconds: shim_realtime_ns()) }
@@ -235,7 +232,6 @@ final class HubClient {
         ws.sendText(text)
         if ws.queuedBytes > RealtimeHub.maxQueuedBytes {
             cutOff = true
-            hub.closedAsSlow()
             stopPodLog()
             ws.loop.logger.warning("realtime: closing a WebSocket client that does not read", metadata: [
                 "peer": "\(peer.map { "\($0)" } ?? "-")", "queued": "\(ws.queuedBytes)"])

@@ -14,7 +14,6 @@ final class RealtimeRoutes {
     let bus: EventBus
     let clients: RealtimeClients
     let logs: LogStream?
-    private(set) var closedSlow: UInt64 = 0
 
     init(agent: Agent, bus: EventBus, clients: RealtimeClients, logs: LogStream?) {
         self.agent = agent
@@ -144,7 +143,6 @@ final class RealtimeRoutes {
 
     private func cutIfSlow(_ sse: SSEStream) {
         guard sse.response.queuedBytes > Self.maxQueuedBytes else { return }
-        closedSlow &+= 1
         agent.logger.warning("realtime: closing an event stream whose client does not read",
                              metadata: ["queued": "\(sse.response.queuedBytes)"])
         sse.response.abort()
@@ -162,6 +160,4 @@ final class RealtimeRoutes {
             self?.open.removeValue(forKey: key)
         }
     }
-
-    var streamCount: Int { open.count }
 }

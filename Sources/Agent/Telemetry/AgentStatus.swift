@@ -48,12 +48,8 @@ struct AgentStatus {
         })
     }
 
-    /// `/ready`'s body.
+    /// `/ready`'s body; also the `health` section of the detailed status and `health_update`.
     var readinessJSON: JSONValue {
-        .object(["status": .string(ready ? "ready" : "not ready"), "checks": checksJSON])
-    }
-
-    var healthJSON: JSONValue {
         .object(["status": .string(ready ? "ready" : "not ready"), "checks": checksJSON])
     }
 
@@ -97,7 +93,7 @@ struct AgentStatus {
         .object([
             "agent": agentJSON,
             "registration": registrationJSON,
-            "health": healthJSON,
+            "health": readinessJSON,
             "tunnel": tunnelJSON,
             "kubernetes": kubernetes.json,
             "runtime": runtime,

@@ -26,15 +26,14 @@ final class EventBus {
     private var ring: [AgentEvent] = []
     private var start = 0
     private(set) var lastID: UInt64 = 0
-    private var subscribers: [Int: Subscriber] = [:]
+    /// In subscription order; an array, so telling them allocates nothing per event.
+    private var subscribers: [(id: Int, tell: Subscriber)] = []
     private var nextSubscription = 0
 
     init(capacity: Int = 1000) {
         self.capacity = max(1, capacity)
         ring.reserveCapacity(min(self.capacity, 64))
     }
-
-    var subscriberCount: Int { subscribers.count }
 
     func publish(_ name: String, _ data: JSONValue) {
         lastID &+= 1
@@ -46,17 +45,18 @@ final class EventBus {
             ring[start] = event
             start = (start + 1) % capacity
         }
-        // A subscriber may unsubscribe (or subscribe) while being told: iterate a copy.
-        for (_, s) in subscribers.sorted(by: { $0.key < $1.key }) { s(event) }
+        // A subscriber may unsubscribe (or subscribe) while being told: the loop walks the array
+        // as it was (copy on write).
+        for s in subscribers { s.tell(event) }
     }
 
     func subscribe(_ subscriber: @escaping Subscriber) -> Subscription {
         nextSubscription += 1
-        subscribers[nextSubscription] = subscriber
+        subscribers.append((nextSubscription, subscriber))
         return Subscription(id: nextSubscription)
     }
 
-    func unsubscribe(_ s: Subscription) { subscribers.removeValue(forKey: s.id) }
+    func unsubscribe(_ s: Subscription) { subscribers.removeAll { $0.id == s.id } }
 
     /// The events after `id`, oldest first. `complete` is false when some of them have already
     /// left the ring (the client missed more than it can be given).
@@ -69,11 +69,5 @@ final class EventBus {
         }
         let complete = (out.first?.id ?? lastID + 1) == id + 1
         return (out, complete)
-    }
-
-    /// The newest `count` events, oldest first (a dashboard's first timeline).
-    func recent(_ count: Int) -> [AgentEvent] {
-        let n = min(count, ring.count)
-        return (ring.count - n..<ring.count).map { ring[(start + $0) % ring.count] }
     }
 }
