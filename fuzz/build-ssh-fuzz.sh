@@ -22,7 +22,7 @@ swiftc -sanitize=fuzzer,address -parse-as-library -O -module-name SSHFuzz \
     -I "$OUT/cshims" -Xcc -I"$ROOT/Sources/CShims/include" \
     "$S/IO/ByteBuffer.swift" "$S/Loop/TimeAmount.swift" "$S/Support/Base64.swift" "$S/Support/SecureRandom.swift" \
     "$S/SSH/SSHWire.swift" "$S/SSH/SSHError.swift" "$S/SSH/SSHCrypto.swift" "$S/SSH/SSHPacketCipher.swift" \
-    "$S/SSH/SSHReceiveBuffer.swift" "$S/SSH/SSHPacketCodec.swift" "$S/SSH/SSHAlgorithms.swift" "$S/SSH/SSHHostKey.swift" "$S/SSH/SSHTransport.swift" \
+    "$S/IO/ReceiveBuffer.swift" "$S/SSH/SSHPacketCodec.swift" "$S/SSH/SSHAlgorithms.swift" "$S/SSH/SSHHostKey.swift" "$S/SSH/SSHTransport.swift" \
     "$S/SSH/SSHPrivateKey.swift" "$S/SSH/SSHServerHostKey.swift" \
     "$ROOT/fuzz/SSHPacketFuzz.swift" "$OUT/crypto_shims.o" "$OUT/io_shims.o" \
     -lcrypto -lssl -luring -lyaml -o "$OUT/ssh-packet-fuzz" 2>&1 | grep -v "Cannot export local symbol" || true

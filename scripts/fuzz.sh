@@ -14,7 +14,7 @@ R=Sources/Reactor
 sources_for() {
   case "$1" in
     HTTPParserFuzz) echo "$R/IO/ByteBuffer.swift $R/HTTP/HTTPHeaders.swift $R/HTTP/HTTPParseError.swift $R/HTTP/HTTPParser.swift $R/HTTP/HTTPHeadLines.swift" ;;
-    WebSocketFrameFuzz) echo "$R/IO/ByteBuffer.swift $R/WebSocket/WebSocketFrame.swift $R/WebSocket/WebSocketDecoder.swift" ;;
+    WebSocketFrameFuzz) echo "$R/IO/ByteBuffer.swift $R/IO/ReceiveBuffer.swift $R/WebSocket/WebSocketFrame.swift $R/WebSocket/WebSocketDecoder.swift" ;;
     JSONParserFuzz) echo "$R/JSON/JSONValue.swift $R/JSON/JSONParser.swift $R/JSON/JSONWriter.swift $R/JSON/JSONText.swift" ;;
     WatchLineFuzz) echo "Sources/Agent/Kubernetes/LineSplitter.swift Sources/Agent/Kubernetes/ListBodySplitter.swift" ;;
     SSHPacketFuzz) echo "(built by fuzz/build-ssh-fuzz.sh: it needs the C shims)" ;;

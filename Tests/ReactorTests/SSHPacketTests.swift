@@ -79,6 +79,60 @@ final class SSHPacketTests: XCTestCase {
         }
     }
 
+    /// Decoding in place from pieces the caller owns (a WebSocket read's messages): every
+    /// packet cut between pieces at odd places still decodes, payloads of whole packets point
+    /// into the pieces themselves (no copy), and an unfinished packet waits in the buffer.
+    func testDecodingInPlaceFromPiecesEveryCipher() throws {
+        for (c, m) in [("none", ""), ("aes128-gcm@openssh.com", ""), ("chacha20-poly1305@openssh.com", ""),
+                       ("aes128-ctr", "hmac-sha2-256"), ("aes256-ctr", "hmac-sha2-512-etm@openssh.com")] {
+            var enc = SSHPacketEncoder()
+            let dec = SSHPacketDecoder()
+            if c != "none" { (enc.cipher, dec.cipher) = try cipherPair(c, mac: m) }
+            var wire: [UInt8] = []
+            let payloads: [[UInt8]] = (0..<80).map { n in makePattern(count: 1 + n * 1499 % 33000, seed: n) }
+            for p in payloads {
+                let start = enc.begin(&wire)
+                wire.append(contentsOf: p)
+                try enc.finish(&wire, start: start)
+            }
+            var got: [[UInt8]] = []
+            var inPiece = 0
+            var offset = 0, step = 0
+            while offset < wire.count {
+                // A "read" of up to three pieces of odd sizes, in memory we own.
+                var pieces: [[UInt8]] = []
+                for _ in 0..<(1 + step % 3) where offset < wire.count {
+                    let n = min([3, 65_528, 17, 40_000, 1, 100_000][step % 6], wire.count - offset)
+                    pieces.append(Array(wire[offset..<offset + n]))
+                    offset += n
+                    step += 1
+                }
+                // As the session does: the buffer pinned for the read, and the payloads read
+                // only once every piece is decoded (they must all still be intact then).
+                var views: [UnsafeRawBufferPointer] = []
+                dec.input.pin()
+                try withExtendedLifetime(pieces) {
+                    for i in pieces.indices {
+                        try pieces[i].withUnsafeMutableBytes { piece in
+                            try dec.receive(inPlace: piece) { payload, seq in
+                                XCTAssertEqual(seq, UInt32(got.count + views.count))
+                                if let at = payload.baseAddress, at >= UnsafeRawPointer(piece.baseAddress!),
+                                   at < UnsafeRawPointer(piece.baseAddress! + piece.count) { inPiece += 1 }
+                                views.append(payload)
+                            }
+                        }
+                    }
+                    got.append(contentsOf: views.map { Array($0) })
+                }
+                dec.input.unpin()
+            }
+            XCTAssertTrue(got == payloads, "\(c) \(m): \(got.count) of \(payloads.count) payloads")
+            XCTAssertEqual(dec.sequence, UInt32(payloads.count))
+            XCTAssertEqual(dec.bufferedBytes, 0)
+            XCTAssertGreaterThan(inPiece, payloads.count / 3, "\(c) \(m): whole packets are decoded where they lie")
+        }
+    }
+
     func testTamperedPacketFails() throws {
         for (c, m) in [("aes128-gcm@openssh.com", ""), ("aes256-ctr", "hmac-sha2-256"), ("aes128-ctr", "hmac-sha2-512-etm@openssh.com"),
                        ("chacha20-poly1305@openssh.com", "")] {

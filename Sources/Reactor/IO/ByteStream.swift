@@ -79,6 +79,27 @@ public protocol FlushClosable: AnyObject {
 extension TCPConnection: FlushClosable {}
 extension HostConnection: FlushClosable {}
 
+/// A delegate that may change received bytes where they lie (an SSH decoder decrypts them in
+/// place). A stream whose read buffer is its own to give (a WebSocket's decoder buffer, whose
+/// messages it no longer needs) hands them over this way, without a copy.
+public protocol InPlaceReader: ByteStreamDelegate {
+    /// Pieces that follow each other in the stream, valid during the call only.
+    func stream(_ stream: ByteStream, didReadInPlace parts: [UnsafeMutableRawBufferPointer])
+}
+
+/// A stream that sends `write(vector:)` with one system call (TCP's writev), so a caller may
+/// hand it headers and payloads where they lie instead of joining them first.
+public protocol GatheringWriter: ByteStream {}
+
+extension TCPConnection: GatheringWriter {}
+extension HostConnection: GatheringWriter {}
+
+/// A stream that may change the bytes it is given while it sends them (a WebSocket client
+/// masks them in place), which spares a copy. The caller hands over scratch it no longer needs.
+public protocol OverwritingWriter: ByteStream {
+    func write(overwriting bytes: UnsafeMutableRawBufferPointer)
+}
+
 /// A stream over TCP that can ACK reads at once for a while (see `TCPConnection`).
 public protocol PromptAcknowledging: AnyObject {
     var acknowledgesPromptly: Bool { get set }

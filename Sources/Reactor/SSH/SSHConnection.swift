@@ -32,7 +32,7 @@ extension SSHConnectionDelegate {
 
 /// An SSH connection over any `ByteStream` (TCP, or a WebSocket stream for chisel), as the
 /// client or as the server: the thin glue between the stream and the sans-I/O `SSHSession`.
-public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
+public final class SSHConnection: ByteStreamReadTarget, InPlaceReader, SSHSessionOwner {
     public enum State: Equatable { case connecting, handshaking, authenticated, closed }
 
     public let loop: EventLoop
@@ -56,6 +56,9 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     private var rekeyTimer: LoopTimer?
     /// The stream below, when it can ACK promptly (TCP; not a WebSocket).
     private let promptAcking: PromptAcknowledging?
+    /// The stream below, when it may mask our sent bytes in place (a WebSocket: `outgoing` is
+    /// scratch once handed over).
+    private let overwritingStream: OverwritingWriter?
 
     /// Wraps `stream` as the client. Call `start()` once the stream is open (the TCP helper does this itself).
     public convenience init(loop: EventLoop, stream: ByteStream, config: SSHClientConfig, delegate: SSHConnectionDelegate?) {
@@ -72,6 +75,7 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
         self.loop = loop
         self.stream = stream
         promptAcking = stream as? PromptAcknowledging
+        overwritingStream = stream as? OverwritingWriter
         self.delegate = delegate
         session = SSHSession(config: settings, loop: loop)
         session.owner = self
@@ -200,7 +204,11 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
                 if session.transport.output.isEmpty { break }
             }
             swap(&outgoing, &session.transport.output)
-            outgoing.withUnsafeBytes { stream.write($0) }
+            if let scribbling = overwritingStream {
+                outgoing.withUnsafeMutableBytes { scribbling.write(overwriting: $0) }
+            } else {
+                outgoing.withUnsafeBytes { stream.write($0) }
+            }
             outgoing.removeAll(keepingCapacity: true)
         }
         if state != .closed && !stream.isWritable { session.linkWritable = false }
@@ -252,6 +260,13 @@ public final class SSHConnection: ByteStreamReadTarget, SSHSessionOwner {
     public func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
         if receiving { heldInput.append(contentsOf: bytes); return }
         receive { try session.receive(bytes) }
+    }
+
+    // A WebSocket's messages from one read, decrypted where they lie and decoded together, so
+    // each channel's data from them goes on with one write and no copy.
+    public func stream(_ stream: ByteStream, didReadInPlace parts: [UnsafeMutableRawBufferPointer]) {
+        if receiving { for part in parts { heldInput.append(contentsOf: part) }; return }
+        receive { try session.receive(inPlace: parts) }
     }
 
     // Reads land in the decoder's buffer: no copy before decryption.

@@ -1,5 +1,5 @@
 /// Binary packet framing (RFC 4253 section 6), sans I/O. The decoder keeps received bytes in
-/// an `SSHReceiveBuffer` (a TCP stream reads straight into it), finds whole packets there, and
+/// a `ReceiveBuffer` (a TCP stream reads straight into it), finds whole packets there, and
 /// checks and decrypts them in place; the encoder builds packets in place at the end of an
 /// output array (header, payload, padding, tag) and seals them there.
 final class SSHPacketDecoder {
@@ -9,7 +9,7 @@ final class SSHPacketDecoder {
     var sequence: UInt32 = 0
     var maxPacketLength = SSHPacketDecoder.defaultMaxPacketLength
     private(set) var bytesSinceKex: UInt64 = 0
-    let input = SSHReceiveBuffer()
+    let input = ReceiveBuffer()
     private var pendingLength: Int?      // known once the header has been read (and, for CTR, decrypted)
 
     var bufferedBytes: Int { input.count }
@@ -38,18 +38,50 @@ final class SSHPacketDecoder {
     /// The payload lies in the receive buffer, decrypted: it stays valid until the next
     /// `readSpace` or `append`, so a batch of packets from one read can be handed on uncopied.
     func next(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        guard let total = try nextPacket(in: input.bytes, body) else { return false }
+        input.consume(total)
+        return true
+    }
+
+    /// Decodes the packets in `bytes` where they lie (memory the caller lets us change: a
+    /// WebSocket message's payload), handing each payload to `body` with its sequence number;
+    /// only an unfinished packet is copied into the buffer. When the buffer already holds one,
+    /// just the bytes it lacks are copied in first. Payloads stay valid while `bytes` does.
+    func receive(inPlace bytes: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer, UInt32) throws -> Void) throws {
+        var rest = bytes
+        while !input.isEmpty && !rest.isEmpty {
+            let c = cipher
+            let want = pendingLength.map { 4 + $0 + c.tagLength } ?? c.headerLength
+            let n = min(max(want - input.count, 1), rest.count)
+            input.append(UnsafeRawBufferPointer(rebasing: rest.prefix(n)))
+            rest = UnsafeMutableRawBufferPointer(rebasing: rest.dropFirst(n))
+            while true {
+                let seq = sequence
+                guard try next({ try body($0, seq) }) else { break }
+            }
+        }
+        while !rest.isEmpty {
+            let seq = sequence
+            guard let total = try nextPacket(in: rest, { try body($0, seq) }) else { break }
+            rest = UnsafeMutableRawBufferPointer(rebasing: rest.dropFirst(total))
+        }
+        input.append(UnsafeRawBufferPointer(rest))
+    }
+
+    /// The packet at the start of `raw`, checked, decrypted in place and handed to `body`;
+    /// returns its length on the wire, or nil while it is incomplete.
+    private func nextPacket(in raw: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int? {
         let c = cipher
         let seq = sequence
-        let raw = input.bytes
         if pendingLength == nil {
-            guard raw.count >= c.headerLength else { return false }
+            guard raw.count >= c.headerLength else { return nil }
             let length = try c.packetLength(seq: seq, header: UnsafeMutableRawBufferPointer(rebasing: raw[0..<c.headerLength]))
             try validate(length: Int(length), cipher: c)
             pendingLength = Int(length)
         }
-        guard let length = pendingLength else { return false }
+        guard let length = pendingLength else { return nil }
         let total = 4 + length + c.tagLength
-        guard raw.count >= total else { return false }
+        guard raw.count >= total else { return nil }
         let packet = UnsafeMutableRawBufferPointer(rebasing: raw[0..<total])
         try c.open(seq: seq, packet: packet)
         let padding = Int(packet[4])
@@ -58,11 +90,10 @@ final class SSHPacketDecoder {
         }
         try body(UnsafeRawBufferPointer(rebasing: packet[5..<(4 + length - padding)]))
         pendingLength = nil
-        input.consume(total)
         sequence &+= 1
         if resetSequenceAfterPacket { sequence = 0; resetSequenceAfterPacket = false }
         bytesSinceKex &+= UInt64(total)
-        return true
+        return total
     }
 
     private func validate(length: Int, cipher c: SSHPacketCipher) throws {

@@ -190,6 +190,16 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
         try collectingChannelData { try transport.receive(bytes) }
     }
 
+    /// Pieces that follow each other, decoded in place as one read (see
+    /// `SSHTransport.receive(inPlace:)`).
+    /// The decoder's buffer is pinned meanwhile: a packet cut between pieces is stitched there,
+    /// and its payload must outlive the next piece's unfinished tail until the batch is handed on.
+    func receive(inPlace parts: [UnsafeMutableRawBufferPointer]) throws {
+        transport.decoder.input.pin()
+        defer { transport.decoder.input.unpin() }
+        try collectingChannelData { try transport.receive(inPlace: parts) }
+    }
+
     /// Where the next read should land (the transport's packet buffer); then call `didRead`.
     func readSpace() -> UnsafeMutableRawBufferPointer { transport.readSpace() }
 

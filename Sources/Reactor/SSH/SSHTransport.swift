@@ -81,6 +81,23 @@ final class SSHTransport {
         try process()
     }
 
+    /// Pieces that follow each other (a WebSocket read's messages) in memory we may change:
+    /// their whole packets are decrypted and handed up where they lie, and only a packet cut
+    /// between pieces is copied. Payloads stay valid while the pieces do.
+    func receive(inPlace parts: [UnsafeMutableRawBufferPointer]) throws {
+        guard peerBanner != nil else {
+            for part in parts { decoder.append(UnsafeRawBufferPointer(part)) }
+            try process()
+            return
+        }
+        for part in parts {
+            try decoder.receive(inPlace: part) { payload, seq in
+                try self.handle(payload, seq: seq)
+                try self.checkRekeyLimit()
+            }
+        }
+    }
+
     /// Where the next read should land: the decoder's buffer, after the unfinished packet.
     func readSpace() -> UnsafeMutableRawBufferPointer { decoder.readSpace() }
 

@@ -6,7 +6,7 @@
 /// send their close code (1002, 1007, 1009) and end only this connection.
 ///
 /// The connection keeps itself alive while open (the loop owns it), so a handler may drop it.
-public final class WebSocketConnection: ByteStreamDelegate {
+public final class WebSocketConnection: ByteStreamReadTarget {
     public enum Role: Sendable { case client, server }
     public enum State: Sendable, Equatable { case open, closeSent, closed }
 
@@ -22,9 +22,11 @@ public final class WebSocketConnection: ByteStreamDelegate {
 
     public var onText: ((String) -> Void)?
     public var onBinary: (([UInt8]) -> Void)?
-    /// Set instead of `onBinary` to get whole binary messages in place, without a copy (the
-    /// bytes are valid during the call only). Fragmented messages still come as one piece.
-    public var onBinaryBytes: ((UnsafeRawBufferPointer) -> Void)?
+    /// Set instead of `onBinary` to get binary messages in place, without a copy: all those
+    /// decoded from one read, in order, as one batch, in memory the callee may change (valid
+    /// during the call only). The stream below then reads straight into the decoder's buffer.
+    /// Fragmented messages come as one piece each.
+    public var onBinaryBatch: (([UnsafeMutableRawBufferPointer]) -> Void)?
     public var onPing: (([UInt8]) -> Void)?
     public var onPong: (([UInt8]) -> Void)?
     /// Once, at the end: the close code and reason we received (nil code: none, or an abnormal
@@ -34,6 +36,10 @@ public final class WebSocketConnection: ByteStreamDelegate {
 
     private var decoder: WebSocketDecoder
     private var out: [UInt8] = []
+    /// Scratch for `sendBinary(overwriting:)`, reused from write to write.
+    private var frameHeaders: [UInt8] = []
+    private var headerEnds: [Int] = []
+    private var frameParts: [UnsafeRawBufferPointer] = []
     private let masks: MaskKeySource?
     private var selfRef: WebSocketConnection?
     private var closeTimer: LoopTimer?
@@ -42,6 +48,13 @@ public final class WebSocketConnection: ByteStreamDelegate {
     private var closeReported = false
     private var delivering = false
     private var pendingInput: [UInt8]?
+    /// Bytes the stream handed us while we were delivering (the batch still lies in the
+    /// decoder's buffer, so they wait here).
+    private var heldInput: [UInt8] = []
+    /// The in-place payloads of the current read, reused from read to read.
+    private var batch: [UnsafeMutableRawBufferPointer] = []
+    /// How much room a read straight into the decoder gets: large reads, few system calls.
+    private static let readSpaceMinimum = 128 * 1024
 
     public var loop: EventLoop { stream.loop }
     public var isWritable: Bool { stream.isWritable }
@@ -107,6 +120,55 @@ public final class WebSocketConnection: ByteStreamDelegate {
         out.removeAll(keepingCapacity: out.capacity <= 256 * 1024)
     }
 
+    /// Sends `payload` as binary messages of at most `maxMessageBytes` each, with one write. A
+    /// client masks the bytes in place (they are the caller's scratch, changed on return), and a
+    /// stream that gathers (TCP) takes headers and payloads where they lie: no copy at all.
+    public func sendBinary(overwriting payload: UnsafeMutableRawBufferPointer, maxMessageBytes: Int) {
+        guard state == .open, payload.count > 0, maxMessageBytes > 0 else { return }
+        frameHeaders.removeAll(keepingCapacity: true)
+        headerEnds.removeAll(keepingCapacity: true)
+        var offset = 0
+        while offset < payload.count {
+            let n = min(maxMessageBytes, payload.count - offset)
+            var key: UInt32?
+            if let masks {
+                guard let k = masks.next() else {
+                    state = .closed
+                    let error = ConnectionError.closedLocally("no random bytes for a WebSocket mask key")
+                    report(error)
+                    finish(error)
+                    return
+                }
+                key = k
+                WebSocketMask.apply(key: k, to: UnsafeMutableRawBufferPointer(rebasing: payload[offset..<offset + n]))
+            }
+            WebSocketFrameEncoder.appendHeader(opcode: .binary, fin: true, length: n, maskKey: key, into: &frameHeaders)
+            headerEnds.append(frameHeaders.count)
+            offset += n
+        }
+        frameHeaders.withUnsafeBytes { headers in
+            frameParts.removeAll(keepingCapacity: true)
+            var headerStart = 0, at = 0
+            for end in headerEnds {
+                let n = min(maxMessageBytes, payload.count - at)
+                frameParts.append(UnsafeRawBufferPointer(rebasing: headers[headerStart..<end]))
+                frameParts.append(UnsafeRawBufferPointer(rebasing: payload[at..<at + n]))
+                headerStart = end
+                at += n
+            }
+            if stream is GatheringWriter {
+                stream.write(vector: frameParts)
+            } else {
+                // TLS: one contiguous write, so frames fill records instead of each piece
+                // making one of its own.
+                for part in frameParts { out.append(contentsOf: part) }
+                out.withUnsafeBytes { stream.write($0) }
+                out.removeAll(keepingCapacity: out.capacity <= 256 * 1024)
+            }
+            frameParts.removeAll(keepingCapacity: true)
+        }
+    }
+
     /// Starts the close handshake.
     public func close(code: UInt16 = 1000, reason: String = "") {
         guard state == .open else { return }
@@ -131,7 +193,23 @@ public final class WebSocketConnection: ByteStreamDelegate {
     public func stream(_ stream: ByteStream, didRead bytes: UnsafeRawBufferPointer) {
         guard state != .closed else { return }
         lastReceived = loop.now
+        if delivering { heldInput.append(contentsOf: bytes); return }
         decoder.feed(bytes)
+        processInput()
+    }
+
+    // A tunnel's stream (batch delivery) reads straight into the decoder: no copy before the
+    // payloads are handed on. Others (the hub's small messages) read into the loop's shared
+    // buffer and keep only what is unfinished.
+    public func readSpace(for stream: ByteStream) -> UnsafeMutableRawBufferPointer {
+        guard onBinaryBatch != nil, !delivering, state != .closed else { return UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+        return decoder.readSpace(atLeast: Self.readSpaceMinimum)
+    }
+
+    public func stream(_ stream: ByteStream, didReadInto count: Int) {
+        guard state != .closed else { return }
+        lastReceived = loop.now
+        decoder.didRead(count)
         processInput()
     }
 
@@ -161,22 +239,44 @@ public final class WebSocketConnection: ByteStreamDelegate {
     private func processInput() {
         guard !delivering else { return }
         delivering = true
-        defer { delivering = false }
+        decodeAndDeliver()
+        // Input that arrived during delivery, in order, now that the batch is handed on.
+        while !heldInput.isEmpty && state != .closed {
+            decoder.feed(heldInput)
+            heldInput.removeAll(keepingCapacity: heldInput.capacity <= 64 * 1024)
+            decodeAndDeliver()
+        }
+        delivering = false
+        if decoder.bufferedBytes == 0 && onBinaryBatch == nil { decoder.releaseMemory() }
+    }
+
+    /// Hands on the batch of in-place payloads collected so far (before anything else is
+    /// delivered, so the order holds).
+    private func deliverBatch() {
+        guard !batch.isEmpty else { return }
+        if state == .open, let deliver = onBinaryBatch { deliver(batch) }
+        batch.removeAll(keepingCapacity: true)
+    }
+
+    private func decodeAndDeliver() {
+        defer { deliverBatch() }
         while state != .closed {
-            if let inPlace = onBinaryBytes, state == .open {
+            if onBinaryBatch != nil, state == .open {
                 let n: Int?
                 do { n = try decoder.beginWholeBinaryMessage() } catch {
+                    deliverBatch()
                     fail(error)
                     return
                 }
                 if let n {
-                    // The slice shares the decoder's storage; a feed during the call (a lower
-                    // stream delivering while we write) copies it instead of moving it under us.
-                    decoder.pendingPayload(n).withUnsafeBytes { inPlace($0) }
+                    // The payload stays where it lies until the next read or feed, which waits
+                    // for this batch (see `heldInput`).
+                    batch.append(decoder.pendingPayload(n))
                     decoder.consumePayload(n)
                     continue
                 }
             }
+            deliverBatch()
             let event: WebSocketEvent?
             do {
                 event = try decoder.next()
@@ -190,7 +290,12 @@ public final class WebSocketConnection: ByteStreamDelegate {
                 if state == .open { onText?(String(decoding: bytes, as: UTF8.self)) }
             case .binary(let bytes):
                 if state == .open {
-                    if let inPlace = onBinaryBytes { bytes.withUnsafeBytes { inPlace($0) } } else { onBinary?(bytes) }
+                    if let deliver = onBinaryBatch {
+                        var message = bytes
+                        message.withUnsafeMutableBytes { deliver([$0]) }
+                    } else {
+                        onBinary?(bytes)
+                    }
                 }
             case .ping(let payload):
                 if state == .open { payload.withUnsafeBytes { writeFrame(.pong, $0) } }

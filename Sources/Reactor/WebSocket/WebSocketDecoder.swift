@@ -15,19 +15,31 @@ public struct WebSocketDecoder {
 
     public let role: Role
     public var maxMessageSize: Int
-    var buffer = ByteBuffer()
+    /// Raw memory a stream can read straight into (see `readSpace`); payloads are unmasked and
+    /// handed on where they lie.
+    let buffer: ReceiveBuffer
     var message: [UInt8] = []
     var messageOpcode: WebSocketOpcode?
     var failed: WebSocketError?
 
-    public init(role: Role, maxMessageSize: Int = 16 << 20) {
+    /// `initialCapacity`: the buffer's first allocation (it grows for larger frames).
+    public init(role: Role, maxMessageSize: Int = 16 << 20, initialCapacity: Int = 4096) {
         self.role = role
         self.maxMessageSize = maxMessageSize
+        buffer = ReceiveBuffer(initialCapacity: initialCapacity)
     }
 
+    /// Copies bytes in. Payloads handed out before are invalid afterwards.
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) { buffer.append(bytes) }
     public mutating func feed(_ bytes: [UInt8]) { bytes.withUnsafeBytes { buffer.append($0) } }
-    public var bufferedBytes: Int { buffer.readableBytes }
+    public var bufferedBytes: Int { buffer.count }
+
+    /// Room for a read of at least `minimum` bytes straight into the buffer; report it with
+    /// `didRead`. Payloads handed out before are invalid afterwards.
+    public func readSpace(atLeast minimum: Int) -> UnsafeMutableRawBufferPointer { buffer.space(atLeast: minimum) }
+    public func didRead(_ count: Int) { buffer.didFill(count) }
+    /// Frees the buffer while it holds nothing (an idle connection).
+    public func releaseMemory() { buffer.releaseMemory() }
 
     public mutating func next() throws(WebSocketError) -> WebSocketEvent? {
         if let failed { throw failed }
@@ -50,9 +62,10 @@ public struct WebSocketDecoder {
 
     /// The tunnel's data path without a copy or an allocation per message: when the next frame
     /// is a whole unfragmented binary message, its header is skipped, its payload unmasked in
-    /// place, and its length returned; the payload is then `pendingPayload(n)` (sharing the
-    /// buffer's storage) until `consumePayload(n)`. Returns nil, consuming nothing, when the next
-    /// frame is anything else or not complete yet; `next()` handles those.
+    /// place, and its length returned; the payload is then `pendingPayload(n)` (in the buffer)
+    /// until `consumePayload(n)`, and its bytes stay where they are until the next `feed` or
+    /// `readSpace`. Returns nil, consuming nothing, when the next frame is anything else or not
+    /// complete yet; `next()` handles those.
     public mutating func beginWholeBinaryMessage() throws(WebSocketError) -> Int? {
         if let failed { throw failed }
         let header: FrameHeader
@@ -64,13 +77,16 @@ public struct WebSocketDecoder {
             throw error
         }
         guard header.opcode == .binary, header.fin, messageOpcode == nil,
-              buffer.readableBytes >= header.headerLength + header.length else { return nil }
+              buffer.count >= header.headerLength + header.length else { return nil }
         return takePayload(header)
     }
 
-    public func pendingPayload(_ n: Int) -> ArraySlice<UInt8> { buffer.readableView.prefix(n) }
+    /// The payload where it lies; the caller may change it (it is consumed next).
+    public func pendingPayload(_ n: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(rebasing: buffer.bytes.prefix(n))
+    }
 
-    public mutating func consumePayload(_ n: Int) { buffer.moveReaderIndex(by: n) }
+    public mutating func consumePayload(_ n: Int) { buffer.consume(n) }
 
     struct FrameHeader {
         var fin: Bool
@@ -121,21 +137,18 @@ public struct WebSocketDecoder {
     /// Skips a complete frame's header and unmasks its payload in place; returns the payload's
     /// length, which now starts at the buffer's reader index.
     private mutating func takePayload(_ h: FrameHeader) -> Int {
-        buffer.moveReaderIndex(by: h.headerLength)
+        buffer.consume(h.headerLength)
         if let key = h.maskKey {
-            let n = h.length
-            buffer.withMutableReadableBytes { raw in
-                WebSocketMask.apply(key: key, to: UnsafeMutableRawBufferPointer(rebasing: raw[0..<n]))
-            }
+            WebSocketMask.apply(key: key, to: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes.prefix(h.length)))
         }
         return h.length
     }
 
     private mutating func nextFrame() throws(WebSocketError) -> Frame? {
-        guard let h = try peekHeader(), buffer.readableBytes >= h.headerLength + h.length else { return nil }
+        guard let h = try peekHeader(), buffer.count >= h.headerLength + h.length else { return nil }
         let n = takePayload(h)
-        let payload = Array(buffer.readableView.prefix(n))
-        buffer.moveReaderIndex(by: n)
+        let payload = Array(UnsafeRawBufferPointer(rebasing: buffer.bytes.prefix(n)))
+        buffer.consume(n)
         return Frame(fin: h.fin, opcode: h.opcode, payload: payload)
     }
 

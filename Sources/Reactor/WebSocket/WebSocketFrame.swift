@@ -24,9 +24,27 @@ public enum WebSocketFrameEncoder {
     /// Appends one frame. A client passes a fresh random `maskKey`; a server passes nil.
     public static func append(opcode: WebSocketOpcode, fin: Bool = true, payload: UnsafeRawBufferPointer,
                               maskKey: UInt32?, into out: inout [UInt8]) {
+        appendHeader(opcode: opcode, fin: fin, length: payload.count, maskKey: maskKey, into: &out)
+        guard let key = maskKey else {
+            out.append(contentsOf: payload)
+            return
+        }
+        let start = out.count
+        out.append(contentsOf: payload)
+        out.withUnsafeMutableBytes { raw in
+            WebSocketMask.apply(key: key, to: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+        }
+    }
+}
+
+extension WebSocketFrameEncoder {
+    /// The most a frame header takes (64-bit length and a mask key).
+    static let maxHeaderLength = 14
+
+    /// Appends a frame header (2 to 14 bytes) for a payload of `length` bytes.
+    static func appendHeader(opcode: WebSocketOpcode, fin: Bool, length n: Int, maskKey: UInt32?, into out: inout [UInt8]) {
         out.append((fin ? 0x80 : 0) | opcode.rawValue)
         let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
-        let n = payload.count
         if n < 126 {
             out.append(maskBit | UInt8(n))
         } else if n <= 0xFFFF {
@@ -36,16 +54,7 @@ public enum WebSocketFrameEncoder {
             out.append(maskBit | 127)
             for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8((UInt64(n) >> UInt64(shift)) & 0xFF)) }
         }
-        guard let key = maskKey else {
-            out.append(contentsOf: payload)
-            return
-        }
-        withUnsafeBytes(of: key.bigEndian) { out.append(contentsOf: $0) }
-        let start = out.count
-        out.append(contentsOf: payload)
-        out.withUnsafeMutableBytes { raw in
-            WebSocketMask.apply(key: key, to: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
-        }
+        if let key = maskKey { withUnsafeBytes(of: key.bigEndian) { out.append(contentsOf: $0) } }
     }
 }
 

@@ -1,7 +1,7 @@
 /// A WebSocket seen as a byte stream (how chisel carries SSH): writes go out as binary messages
 /// of at most `maxMessageBytes` each; every received message, binary or text, is handed on as
 /// bytes. Message boundaries mean nothing. A close frame from the peer reads as end-of-stream.
-public final class WebSocketStream: ByteStream {
+public final class WebSocketStream: OverwritingWriter {
     public let connection: WebSocketConnection
     public weak var delegate: ByteStreamDelegate?
     private var closed = false
@@ -13,7 +13,7 @@ public final class WebSocketStream: ByteStream {
     public init(_ connection: WebSocketConnection, delegate: ByteStreamDelegate? = nil) {
         self.connection = connection
         self.delegate = delegate
-        connection.onBinaryBytes = { [weak self] bytes in self?.deliver(bytes) }
+        connection.onBinaryBatch = { [weak self] parts in self?.deliver(parts) }
         connection.onText = { [weak self] text in Array(text.utf8).withUnsafeBytes { self?.deliver($0) } }
         connection.onWritabilityChanged = { [weak self] w in if let self { self.delegate?.stream(self, writabilityChanged: w) } }
         connection.onClose = { [weak self] code, reason, error in self?.connectionClosed(code, reason, error) }
@@ -22,6 +22,19 @@ public final class WebSocketStream: ByteStream {
     private func deliver(_ bytes: UnsafeRawBufferPointer) {
         guard !closed, !bytes.isEmpty else { return }
         delegate?.stream(self, didRead: bytes)
+    }
+
+    /// A read's messages as one vector, in place where the reader can take them so (SSH decrypts
+    /// them where they lie and decodes them together).
+    private func deliver(_ parts: [UnsafeMutableRawBufferPointer]) {
+        guard !closed, let d = delegate else { return }
+        if let inPlace = d as? InPlaceReader {
+            inPlace.stream(self, didReadInPlace: parts)
+        } else if parts.count == 1 {
+            deliver(UnsafeRawBufferPointer(parts[0]))
+        } else {
+            d.stream(self, didReadVector: parts.map { UnsafeRawBufferPointer($0) })
+        }
     }
 
     private func connectionClosed(_ code: UInt16?, _ reason: String, _ error: ConnectionError?) {
@@ -52,6 +65,12 @@ public final class WebSocketStream: ByteStream {
             connection.sendBinary(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
             offset += n
         }
+    }
+
+    /// Like `write`, with the payload masked in place and the frames sent in one write.
+    public func write(overwriting bytes: UnsafeMutableRawBufferPointer) {
+        guard !closed, bytes.count > 0 else { return }
+        connection.sendBinary(overwriting: bytes, maxMessageBytes: maxMessageBytes)
     }
 
     /// Starts the close handshake (a WebSocket has no half-close).
