@@ -9,6 +9,8 @@
 #                                   for its CPU figures, BENCH_TUNNEL_PID)
 #   BENCH_REFERENCE_CLIENT=PATH     a chisel-compatible client to compare (skipped when unset)
 #   BENCH_SMOKE=1                   one second per measure, nothing recorded (run by make test)
+#   BENCH_BACKENDS="epoll io_uring" the agent's loop backends, one column each (default both);
+#                                   each column also counts system calls per MB (strace -c)
 #   BENCH_SECONDS=N                 seconds per throughput measure (default 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -10,6 +10,7 @@ to bench/results/tunnel.md.
                         (for its CPU figures)
   BENCH_REFERENCE_CLIENT=/path/to/chisel   a chisel-compatible client measured the same way
   BENCH_SMOKE=1         one second per measure, 50 held connections, nothing appended
+  BENCH_BACKENDS="epoll io_uring"   the agent's loop backends to measure, one column each
 """
 
 import json
@@ -29,6 +30,7 @@ SECONDS = 1.0 if SMOKE else float(os.environ.get("BENCH_SECONDS", "4"))
 HELD = 50 if SMOKE else 1000
 PINGS = 200 if SMOKE else 2000
 CONNECTS = 30 if SMOKE else 300
+BACKENDS = os.environ.get("BENCH_BACKENDS", "epoll io_uring").split()
 
 
 def iperf(port, streams=1, reverse=False):
@@ -47,6 +49,24 @@ def iperf(port, streams=1, reverse=False):
     if "error" in out:
         raise SystemExit(f"iperf3 to port {port} ({streams} streams{', reverse' if reverse else ''}): {out['error']}")
     return out["end"]["sum_received"]["bits_per_second"] / 8, out["end"]["sum_received"]["bytes"]
+
+
+def syscalls_per_mb(pid, port, reverse):
+    """System calls the client makes per MB moved (strace -c while 1 stream runs). io_uring's
+    I/O does not show as read/write calls, only as io_uring_enter."""
+    out = tempfile.mktemp(suffix=".strace")
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    _, moved = iperf(port, 1, reverse)
+    tracer.send_signal(2)
+    tracer.wait()
+    total = 0
+    for line in open(out):
+        parts = line.split()
+        if len(parts) >= 5 and parts[-1] == "total":
+            total = int(parts[3])
+    os.unlink(out)
+    return total / (moved / 1e6) if moved else 0.0
 
 
 def pingpong(port, n=PINGS):
@@ -125,6 +145,8 @@ def measure(client_pid, server_pid, r_iperf, r_echo):
             server_cpu = f", server {(cpu_seconds(server_pid) - s0) / gb:.2f}" if server_pid else ""
             out[f"CPU s/GB, {streams} stream{'s' if streams > 1 else ''}, {label}"] = \
                 f"client {(cpu_seconds(client_pid) - c0) / gb:.2f}{server_cpu}"
+    for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
+        out[f"system calls per MB, 1 stream, {label}"] = f"{syscalls_per_mb(client_pid, r_iperf, rev):.1f}"
     p50, p99 = pingpong(r_echo)
     out["1-byte round trip p50"], out["1-byte round trip p99"] = f"{p50:.0f} µs", f"{p99:.0f} µs"
     raw["1-byte round trip p50"], raw["1-byte round trip p99"] = p50, p99
@@ -169,15 +191,20 @@ def main():
     echo = EchoServer()
     ip = free_port()
     iperf_srv = subprocess.Popen(["iperf3", "-s", "-p", str(ip)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    agent = Agent(tmp, cp.api_url, {"iperf": f"127.0.0.1:{ip}", "echo": f"127.0.0.1:{echo.port}"})
-    ref_proc = None
+    agent, ref_proc = None, None
     try:
-        r_iperf, r_echo = free_port(), free_port()
-        cp.require_tunnel({"iperf": r_iperf, "echo": r_echo})
-        wait_for(lambda: listening(r_iperf) and listening(r_echo), 30, "the agent's reverse ports")
-        time.sleep(0.5)
-        columns = {"agent": measure(agent.proc.pid, server_pid, r_iperf, r_echo)}
-        agent.stop()
+        columns = {}
+        # One agent per loop backend, one after the other through the same server.
+        for backend in BACKENDS:
+            agent = Agent(tmp, cp.api_url, {"iperf": f"127.0.0.1:{ip}", "echo": f"127.0.0.1:{echo.port}"},
+                          env={"PIPEOPS_REACTOR_BACKEND": backend}, name=f"agent-{backend}", log_level="info")
+            r_iperf, r_echo = free_port(), free_port()
+            cp.require_tunnel({"iperf": r_iperf, "echo": r_echo})
+            wait_for(lambda: listening(r_iperf) and listening(r_echo), 30, f"the agent's reverse ports ({backend})")
+            time.sleep(0.5)
+            columns[f"agent ({backend})"] = measure(agent.proc.pid, server_pid, r_iperf, r_echo)
+            agent.stop()
+            agent = None
         if reference:
             q_iperf, q_echo = free_port(), free_port()
             args = [reference, "client", "--auth", f"{user}:{password}"] + (["--fingerprint", fingerprint] if fingerprint else []) + \
@@ -190,16 +217,16 @@ def main():
         machine = subprocess.run(["bash", "-c", "source bench/common.sh >/dev/null 2>&1; machine_line"],
                                  capture_output=True, text=True).stdout.strip()
         names = list(columns)
+        agents = [n for n in names if n.startswith("agent")]
         out = [f"\n## Tunnel through {server_name}{' (smoke run)' if SMOKE else ''}: {machine}\n",
-               "| measure | " + " | ".join(f"{n} through the tunnel" for n in names) + " | direct loopback | agent / direct |",
-               "|---|" + "---|" * (len(names) + 2)]
-        agent_text, agent_raw = columns["agent"]
-        for key in agent_text:
-            ratio = ""
-            if key in agent_raw and key in direct_raw:
-                ratio = f"{agent_raw[key] / direct_raw[key]:.3f} x"
+               "| measure | " + " | ".join(f"{n} through the tunnel" for n in names) + " | direct loopback | " +
+               " | ".join(f"{n} / direct" for n in agents) + " |",
+               "|---|" + "---|" * (len(names) + 1 + len(agents))]
+        for key in columns[names[0]][0]:
+            ratios = [f"{columns[n][1][key] / direct_raw[key]:.3f} x" if key in columns[n][1] and key in direct_raw else ""
+                      for n in agents]
             cells = [columns[n][0].get(key, "") for n in names]
-            out.append(f"| {key} | " + " | ".join(cells) + f" | {direct_text.get(key, '')} | {ratio} |")
+            out.append(f"| {key} | " + " | ".join(cells) + f" | {direct_text.get(key, '')} | " + " | ".join(ratios) + " |")
         if not reference:
             out.append("\nreference client: skipped (set BENCH_REFERENCE_CLIENT=/path/to/chisel to compare one)")
         text = "\n".join(out) + "\n"
@@ -210,7 +237,8 @@ def main():
     finally:
         if ref_proc:
             terminate(ref_proc)
-        agent.stop()
+        if agent:
+            agent.stop()
         iperf_srv.terminate()
         echo.stop()
         cp.stop()

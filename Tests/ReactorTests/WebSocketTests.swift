@@ -35,7 +35,7 @@ final class WebSocketTests: XCTestCase {
     }
 
     func testMaskingMatchesBytewise() {
-        for n in [0, 1, 3, 7, 8, 9, 15, 16, 17, 1000] {
+        for n in [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000] {
             for phase in 0..<4 {
                 let data = (0..<n).map { UInt8(truncatingIfNeeded: $0 * 13 + 5) }
                 let key: UInt32 = 0xA1B2C3D4
