@@ -52,10 +52,10 @@ public final class WebSocketStream: OverwritingWriter {
     }
 
     /// Large writes are cut up so that no peer has to buffer a huge message (servers often limit
-    /// message size; chisel's own server sends messages of about 28 KB).
-    /// 64 KiB less the frame header (4 bytes for a 16-bit length, 4 of mask), so one frame fills
-    /// one 64 KiB TLS write chunk exactly instead of spilling its tail into a record of its own.
-    public var maxMessageBytes = 64 * 1024 - 8
+    /// message size to 1 MiB; chisel's own server sends messages of about 28 KB). 512 KiB holds
+    /// a whole flush of SSH output (at most 256 KiB and one packet), so no packet is cut between
+    /// messages and the receiver decrypts every one where it lies.
+    public var maxMessageBytes = 512 * 1024
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard !closed, bytes.count > 0 else { return }
