@@ -106,7 +106,12 @@ final class DNSChannel {
 
     private static func makeChannel(settings: ResolverSettings, sockets: DNSSockets) throws(ResolverSetupError) -> OpaquePointer {
         var options = ares_options()
-        var mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS
+        var mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS | ARES_OPT_FLAGS
+        // REFUSED and SERVFAIL reach us as such: without this flag c-ares 1.18 drops those
+        // replies, tries again and reports ECONNREFUSED, which would tell the operator the wrong
+        // thing. The cost: with several servers, one that refuses ends the lookup (glibc would
+        // ask the next one).
+        options.flags = ARES_FLAG_NOCHECKRESP
         options.sock_state_cb = { data, fd, readable, writable in
             guard let data else { return }
             Unmanaged<DNSSockets>.fromOpaque(data).takeUnretainedValue().update(fd: fd, readable: readable != 0, writable: writable != 0)

@@ -5,7 +5,8 @@ import Glibc
 /// answer at once, then the hosts file (`HostsFile`), then cached answers (`DNSCache`), and
 /// everything else goes to c-ares on the loop (`DNSChannel`). Concurrent lookups of one name
 /// share one query. Each query has a deadline (`settings.timeout`); at most
-/// `settings.maxLookups` names wait for DNS at once, and more fail at once rather than queue.
+/// `settings.maxLookups` names wait for DNS at once (and 8 times as many callers on them), and
+/// more fail at once rather than queue.
 /// A query whose deadline passed keeps its slot until c-ares lets go of it (a few seconds at
 /// most: its attempts fit into the same deadline), so the cap bounds sockets and memory too.
 public final class Resolver {
@@ -22,6 +23,10 @@ public final class Resolver {
     private var queriesRunning = 0
     private var nextQueryID: UInt64 = 0
     private var hosts: HostsFile?
+
+    /// Callers that may wait on the queries in flight, per allowed query: enough for a burst of
+    /// dials to a few names, still a bound on closures held.
+    static let callersPerLookup = 8
 
     /// Where `HostsFile` reads from; setting it takes effect at the next `invalidateHostsCache`.
     public var hostsPath: String
@@ -66,7 +71,7 @@ public final class Resolver {
         case nil:
             break
         }
-        guard waiterCount < settings.maxLookups,
+        guard waiterCount < settings.maxLookups * Self.callersPerLookup,
               waiting[key] != nil || queriesRunning < settings.maxLookups else {
             let error = ResolveError.tooManyLookups(host: name, limit: settings.maxLookups)
             loop.deferred { completion(.failure(error)) }
@@ -82,7 +87,7 @@ public final class Resolver {
 
     private func start(_ name: String, key: String, first: PendingQuery.Waiter) {
         nextQueryID &+= 1
-        let query = PendingQuery(id: nextQueryID, key: key, started: loop.now, first: first)
+        let query = PendingQuery(id: nextQueryID, key: key, first: first)
         waiting[key] = query
         queriesRunning += 1
         query.deadline = loop.schedule(in: settings.timeout) { [weak self, weak query] in
@@ -99,7 +104,7 @@ public final class Resolver {
     private func finished(id: UInt64, key: String, _ answer: DNSChannel.Answer) {
         queriesRunning -= 1
         let query = waiting[key].flatMap { $0.id == id ? $0 : nil }
-        let outcome = outcome(of: answer, host: query?.waiters.first?.host ?? key, started: query?.started)
+        let outcome = outcome(of: answer, host: query?.waiters.first?.host ?? key)
         remember(outcome, ttl: answer.ttl, key: key)
         guard let query else { return }   // abandoned at its deadline; the answer still went to the cache
         waiting[key] = nil
@@ -135,14 +140,13 @@ public final class Resolver {
         }
     }
 
-    private func outcome(of answer: DNSChannel.Answer, host: String, started: Deadline?) -> Result<[SocketAddress], ResolveError> {
+    private func outcome(of answer: DNSChannel.Answer, host: String) -> Result<[SocketAddress], ResolveError> {
         let servers = channel.servers
         switch answer.status {
         case ARES_SUCCESS: return answer.addresses.isEmpty ? .failure(.noAddress(host: host)) : .success(answer.addresses)
         case ARES_ENOTFOUND: return .failure(.noSuchName(host: host))
         case ARES_ENODATA: return .failure(.noAddress(host: host))
-        case ARES_ETIMEOUT:
-            return .failure(.timedOut(host: host, servers: servers, after: started.map { loop.now - $0 } ?? settings.timeout))
+        case ARES_ETIMEOUT: return .failure(.timedOut(host: host, servers: servers, after: settings.timeout))   // its attempts fill the deadline
         case ARES_EREFUSED: return .failure(.refused(host: host, servers: servers))
         case ARES_ESERVFAIL, ARES_ENOTIMP, ARES_EFORMERR, ARES_EBADRESP: return .failure(.serverFailure(host: host, servers: servers))
         case ARES_ECONNREFUSED: return .failure(.unreachable(host: host, servers: servers))
@@ -175,14 +179,12 @@ private final class PendingQuery {
 
     let id: UInt64
     let key: String
-    let started: Deadline
     var waiters: [Waiter]
     var deadline: LoopTimer?
 
-    init(id: UInt64, key: String, started: Deadline, first: Waiter) {
+    init(id: UInt64, key: String, first: Waiter) {
         self.id = id
         self.key = key
-        self.started = started
         waiters = [first]
     }
 }

@@ -7,7 +7,7 @@ public struct ResolverSettings: Sendable {
     /// Attempts per server before c-ares gives up (each waits twice as long as the one before).
     public var attempts: Int = 2
     /// Distinct names waiting for DNS at once (same-name lookups share one query and count once);
-    /// more fail at once with `tooManyLookups`. Also caps the lookups waiting on them.
+    /// more fail at once with `tooManyLookups`, as do callers past 8 times this many.
     public var maxLookups: Int = 256
     /// Names whose answers are kept; the oldest go first when full.
     public var cacheSize: Int = 1_024
