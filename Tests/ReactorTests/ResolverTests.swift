@@ -246,6 +246,11 @@ final class ResolverTests: XCTestCase {
         XCTAssertEqual(addresses(resolve(resolver, loop, "db.team")), ["192.0.2.21:80"])
         XCTAssertEqual(dns.queries(for: "db.team"), 0, "\(dns.queries)")
 
+        // SIGHUP (invalidateHostsCache) reads resolv.conf again.
+        try "search other.test\noptions ndots:1\n".write(toFile: resolver.settings.resolvConfPath ?? "", atomically: true, encoding: .utf8)
+        resolver.invalidateHostsCache()
+        XCTAssertEqual(addresses(resolve(resolver, loop, "svc")), ["192.0.2.22:80"])
+
         var settings = try loopbackDNSSettings(servers: [dns.address], resolvConf: conf)
         settings.searchDomains = ["other.test"]
         settings.ndots = 1

@@ -14,7 +14,10 @@ public final class Resolver {
 
     unowned let loop: EventLoop
     public let settings: ResolverSettings
-    private let channel: DNSChannel
+    private var channel: DNSChannel
+    /// resolv.conf is read when a channel is made (c-ares 1.18 has no reinit); a reload asked
+    /// for while queries run waits until the last one ends.
+    private var channelReloadWanted = false
     private var cache: DNSCache
     /// Queries with callers still waiting, by lower-cased name (the coalescing table).
     private var waiting: [String: PendingQuery] = [:]
@@ -42,10 +45,22 @@ public final class Resolver {
     /// The servers c-ares asks, as `host:port` (from resolv.conf or `settings.servers`).
     public var servers: [String] { channel.servers }
 
-    /// Rereads the hosts file on next use and forgets cached answers (call on SIGHUP).
+    /// Rereads the hosts file and resolv.conf and forgets cached answers (call on SIGHUP).
     public func invalidateHostsCache() {
         hosts = nil
         cache.removeAll()
+        channelReloadWanted = true
+        reloadChannelIfIdle()
+    }
+
+    private func reloadChannelIfIdle() {
+        guard channelReloadWanted, queriesRunning == 0 else { return }
+        channelReloadWanted = false
+        do {
+            channel = try DNSChannel(loop: loop, settings: settings)
+        } catch {
+            loop.logger.error("DNS settings not reloaded; the previous ones stay", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Ends every lookup waiting for DNS with `cancelled` (the loop is shutting down).
@@ -103,6 +118,8 @@ public final class Resolver {
 
     private func finished(id: UInt64, key: String, _ answer: DNSChannel.Answer) {
         queriesRunning -= 1
+        // Not while c-ares is still inside the old channel's callback.
+        if channelReloadWanted && queriesRunning == 0 { loop.deferred { [weak self] in self?.reloadChannelIfIdle() } }
         let query = waiting[key].flatMap { $0.id == id ? $0 : nil }
         let outcome = outcome(of: answer, host: query?.waiters.first?.host ?? key)
         remember(outcome, ttl: answer.ttl, key: key)
