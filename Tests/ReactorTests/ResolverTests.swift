@@ -177,6 +177,20 @@ final class ResolverTests: XCTestCase {
         XCTAssertEqual(error(result), .cancelled(host: "pending.test"))
     }
 
+    func testAResolverWithAQueryInFlightMayOutliveItsLoop() throws {
+        let silent = try SilentUDPServer()
+        var loop: EventLoop? = try makeLoop()
+        var resolver: Resolver? = try Resolver(loop: loop!, settings: try loopbackDNSSettings(servers: [silent.address]))
+        var result: Outcome?
+        resolver?.resolve(host: "pending.test", port: 1) { result = $0 }
+        XCTAssertTrue(loop!.run(until: { silent.drain() > 0 }, timeout: .seconds(5)))
+        weak let weakLoop = loop
+        loop = nil
+        XCTAssertNil(weakLoop, "the loop is gone before the resolver")
+        resolver = nil   // c-ares closes its socket and ends the query: nothing may touch the loop
+        XCTAssertNil(result, "no completion runs without a loop")
+    }
+
     // MARK: cache
 
     func testAnswersAreCachedForTheirTTL() throws {

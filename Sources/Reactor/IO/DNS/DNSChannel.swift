@@ -23,7 +23,9 @@ final class DNSChannel {
     let servers: [String]
     private let channel: OpaquePointer
     private let sockets: DNSSockets
-    private unowned let loop: EventLoop
+    /// Weak: a resolver may outlive its loop (teardown order), and its deinit then must not
+    /// touch the loop's timers or registrations.
+    private weak var loop: EventLoop?
     private var timer: LoopTimer?
 
     private static let libraryStatus: Int32 = shim_ares_library_init()
@@ -49,7 +51,7 @@ final class DNSChannel {
     }
 
     deinit {
-        timer?.cancel()
+        if loop != nil { timer?.cancel() }
         // Ends every query with ARES_EDESTRUCTION (their owners are gone or going) and closes
         // the sockets, which the sock-state callback deregisters first.
         ares_destroy(channel)
@@ -95,7 +97,7 @@ final class DNSChannel {
         let due = Deadline.now() + .microseconds(Int64(wait.tv_sec) * 1_000_000 + Int64(wait.tv_usec))
         if let t = timer, t.isScheduled, t.deadline <= due { return }
         timer?.cancel()
-        timer = loop.schedule(at: due) { [weak self] in
+        timer = loop?.schedule(at: due) { [weak self] in
             guard let self else { return }
             self.timer = nil
             // No socket is ready: c-ares only checks its queries' deadlines (retry or give up).

@@ -3,7 +3,9 @@
 /// before c-ares closes it, so the loop lets go of it first. A separate object from
 /// `DNSChannel` so that c-ares can still call it while the channel is being torn down.
 final class DNSSockets {
-    unowned let loop: EventLoop
+    /// Weak for the same reason as `DNSChannel.loop`: c-ares closes its sockets in
+    /// `ares_destroy`, which may run after the loop is gone.
+    weak var loop: EventLoop?
     weak var channel: DNSChannel?
     private var open: Set<Int32> = []
 
@@ -12,6 +14,7 @@ final class DNSSockets {
     }
 
     func update(fd: Int32, readable: Bool, writable: Bool) {
+        guard let loop else { return }
         var interest: IOEvents = []
         if readable { interest.insert(.readable) }
         if writable { interest.insert(.writable) }
