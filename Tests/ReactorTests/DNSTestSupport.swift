@@ -27,12 +27,18 @@ final class ScriptedDNSServer {
 
     var address: String { "127.0.0.1:\(port)" }
 
-    /// Every query so far, as "A name" / "AAAA name".
+    /// Every query so far, as "A name udp" / "AAAA name tcp".
     var queries: [String] {
         ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 
-    func queries(for name: String) -> Int { queries.filter { $0.hasSuffix(" \(name)") }.count }
+    /// Queries for exactly `name` (over `transport` when given).
+    func queries(for name: String, over transport: String? = nil) -> Int {
+        queries.filter {
+            let fields = $0.split(separator: " ")
+            return fields.count == 3 && fields[1] == name && (transport == nil || fields[2] == transport!)
+        }.count
+    }
 
     func stop() {
         peer.stop()

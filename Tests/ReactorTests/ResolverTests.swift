@@ -85,6 +85,18 @@ final class ResolverTests: XCTestCase {
         XCTAssertEqual(error(resolve(resolver, loop, "broken.test")), .serverFailure(host: "broken.test", servers: [dns.address]))
     }
 
+    func testATruncatedAnswerIsAskedAgainOverTCP() throws {
+        // 40 A records do not fit in 512 bytes of UDP: c-ares opens a TCP connection (the
+        // sock-state callback asks for writability while it connects) and asks again.
+        let many = (1...40).map { "192.0.2.\($0)" }
+        let dns = try ScriptedDNSServer(["--a", "big.test=" + many.joined(separator: ",")])
+        defer { dns.stop() }
+        let loop = try makeLoop()
+        let resolver = try Resolver(loop: loop, settings: try loopbackDNSSettings(servers: [dns.address]))
+        XCTAssertEqual(addresses(resolve(resolver, loop, "big.test", port: 1)), Set(many.map { "\($0):1" }))
+        XCTAssertEqual(dns.queries(for: "big.test", over: "tcp"), 1, "\(dns.queries)")
+    }
+
     func testAServerThatNeverAnswersTimesOutAtTheDeadline() throws {
         let loop = try makeLoop()
         let silent = try SilentUDPServer()

@@ -9,8 +9,10 @@ Behaviour per name (case-insensitive; the longest matching rule wins, `*.x` matc
   --drop NAME           no reply at all (a server that lost the query)
   --delay NAME=SECONDS  answer after a pause (each query is handled on its own thread)
   anything else         NXDOMAIN
-Every query is appended to --log as "<QTYPE> <name>" (A, AAAA, ...) before it is answered, so a
-test counts what its client really asked. The bound port is printed as "PORT <n>".
+Every query is appended to --log as "<QTYPE> <name> <udp|tcp>" before it is answered, so a test
+counts what its client really asked. UDP and TCP listen on the same port, printed as "PORT <n>";
+a UDP answer over 512 bytes is truncated (TC set, as RFC 1035 has it without EDNS), so the client
+must ask again over TCP.
 """
 import argparse
 import socket
@@ -66,7 +68,7 @@ class ScriptedResolver:
         name = str(q.qname).lower().rstrip(".")
         qtype = QTYPE[q.qtype]
         with self.lock, open(self.log_path, "a") as f:
-            f.write(f"{qtype} {name}\n")
+            f.write(f"{qtype} {name} {handler.protocol}\n")
         r = self.rules
         delay = r.lookup(r.delay, name)
         if delay:
@@ -91,7 +93,26 @@ class ScriptedResolver:
         elif qtype == "AAAA":
             for ip in v6 or []:
                 reply.add_answer(RR(q.qname, QTYPE.AAAA, ttl=ttl, rdata=AAAA(ip)))
+        if handler.protocol == "udp" and len(reply.pack()) > 512:
+            # Truncated as servers do: the question kept, TC set, no records (dnslib's own
+            # truncate() drops the question too, which clients rightly ignore as a mismatch).
+            reply = request.reply()
+            reply.header.tc = 1
         return reply
+
+
+def bind_both(resolver, port, logger):
+    """UDP and TCP servers on one port. With port 0 the kernel picks the UDP port, which may be
+    taken for TCP (a connection in TIME_WAIT, another test): then another pick, a few times."""
+    for _ in range(1 if port else 20):
+        udp = DNSServer(resolver, address="127.0.0.1", port=port, logger=logger)
+        try:
+            tcp = DNSServer(resolver, address="127.0.0.1", port=udp.server.server_address[1], tcp=True, logger=logger)
+            return udp, tcp
+        except OSError as e:
+            udp.server.server_close()
+            error = e
+    raise error
 
 
 def main():
@@ -102,15 +123,17 @@ def main():
         p.add_argument(flag, action="append")
     args = p.parse_args()
     resolver = ScriptedResolver(Rules(args), args.log)
-    server = DNSServer(resolver, address="127.0.0.1", port=args.port,
-                       logger=DNSLogger("-request,-reply,-truncated,-error", prefix=False))
+    quiet = DNSLogger("-request,-reply,-truncated,-error", prefix=False)
+    udp, tcp = bind_both(resolver, args.port, quiet)
+    port = udp.server.server_address[1]
     # A burst of queries (200 lookups at once) must not overflow the default receive buffer
     # while Python catches up: a dropped query would be retried and measure the retry timer.
-    server.server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    server.start_thread()
-    print(f"PORT {server.server.server_address[1]}", flush=True)
+    udp.server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    udp.start_thread()
+    tcp.start_thread()
+    print(f"PORT {port}", flush=True)
     try:
-        while server.isAlive():
+        while udp.isAlive() and tcp.isAlive():
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
