@@ -3,12 +3,15 @@ import Glibc
 
 /// Name resolution on the loop, one thread in every mode. Numeric addresses and `localhost`
 /// answer at once, then the hosts file (`HostsFile`), then cached answers (`DNSCache`), and
-/// everything else goes to c-ares on the loop (`DNSChannel`). Concurrent lookups of one name
-/// share one query. Each query has a deadline (`settings.timeout`); at most
-/// `settings.maxLookups` names wait for DNS at once (and 8 times as many callers on them), and
-/// more fail at once rather than queue.
-/// A query whose deadline passed keeps its slot until c-ares lets go of it (a few seconds at
-/// most: its attempts fit into the same deadline), so the cap bounds sockets and memory too.
+/// everything else goes to c-ares on the loop (`DNSChannel`).
+/// * Coalescing: lookups of one name while its query runs wait on that query, so a burst of
+///   dials to one host (forwards reconnecting after a tunnel drop) sends one query, not fifty.
+/// * Cache: answers live for their TTL (capped), NXDOMAIN/NODATA briefly; timeouts and server
+///   errors are not kept, so the next lookup asks again.
+/// * Limits: each query has a deadline (`settings.timeout`); at most `settings.maxLookups`
+///   names wait for DNS at once (and 8 times as many callers on them), and more fail at once
+///   rather than queue. A query past its deadline keeps its slot until c-ares lets go of it
+///   (its attempts fit into the same deadline), so the cap bounds sockets and memory too.
 public final class Resolver {
     public typealias Completion = (Result<[SocketAddress], ResolveError>) -> Void
 
