@@ -22,6 +22,7 @@ let package = Package(
             linkerSettings: [
                 .linkedLibrary(":libssl.a"), .linkedLibrary(":libcrypto.a"),
                 .linkedLibrary(":liburing.a"), .linkedLibrary(":libyaml.a"),
+                .linkedLibrary(":libcares.a"),
             ]
         ),
         .target(

@@ -1,8 +1,8 @@
 """The shipped agent is one static executable (scripts/build-release.sh). These tests prove
-what that promises: no program interpreter or shared library is needed, and DNS still works
-through getaddrinfo. The DNS test runs in a network and mount namespace the test creates, with
-its own /etc/resolv.conf pointing at a DNS responder on that namespace's 127.0.0.1, so no query
-leaves the machine."""
+what that promises: no program interpreter or shared library is needed, and DNS works through
+c-ares on the loop, with no thread of its own. The DNS test runs in a network and mount
+namespace the test creates, with its own /etc/resolv.conf pointing at a DNS responder on that
+namespace's 127.0.0.1, so no query leaves the machine."""
 import os
 import shutil
 import struct
@@ -39,7 +39,7 @@ def test_the_release_agent_needs_no_interpreter_or_shared_library():
         assert "Shared library" not in out, out
 
 
-def test_dns_through_getaddrinfo_in_the_static_binary(tmp_path):
+def test_dns_through_c_ares_on_one_thread_in_the_static_binary(tmp_path):
     if shutil.which("unshare") is None:
         pytest.fail("unshare (util-linux) is needed to give the test its own network namespace")
     api_port, tunnel_port, agent_port = free_port(), free_port(), free_port()
@@ -73,6 +73,7 @@ def test_dns_through_getaddrinfo_in_the_static_binary(tmp_path):
           grep -q '"registered with the control plane"' {tmp_path}/agent.log && break
           sleep 0.1
         done
+        echo "agent threads $(ls /proc/$agent/task | wc -l)"
         kill $agent $cp $dns
         wait $agent; echo "agent exit $?"
         """)
@@ -82,4 +83,5 @@ def test_dns_through_getaddrinfo_in_the_static_binary(tmp_path):
     asked = queries.read_text().split("\n") if queries.exists() else []
     assert "1 cp.pipeops.test" in asked, f"the agent never asked the DNS server: {asked}\n{agent_log[-3000:]}"
     assert '"registered with the control plane"' in agent_log, agent_log[-3000:]
-    assert '"via":"getaddrinfo"' in agent_log, "the name was not resolved through getaddrinfo"
+    assert '"via":"c-ares"' in agent_log, "the name was not resolved through c-ares"
+    assert "agent threads 1\n" in r.stdout, f"the agent is not one thread: {r.stdout}"

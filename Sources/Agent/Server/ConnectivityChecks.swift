@@ -194,11 +194,8 @@ final class ConnectivityChecker {
         return ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"
     }
 
-    static func describe(_ e: ResolveError) -> String {
-        // EAI_NONAME is the resolver's word for a name that does not exist.
-        if e.reason == String(cString: gai_strerror(EAI_NONAME)) { return "NXDOMAIN: \(e.host) does not exist (\(e.reason))" }
-        return e.description
-    }
+    /// "cannot resolve 'x': no such name (NXDOMAIN)", "… no answer from DNS server 10.0.0.10:53 within 5s".
+    static func describe(_ e: ResolveError) -> String { e.description }
 
     static func describe(_ e: ConnectionError) -> String {
         switch e {

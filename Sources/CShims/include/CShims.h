@@ -10,5 +10,6 @@
 #include "build_stamp.h"
 #include "runtime_shims.h"
 #include "uring_shims.h"
+#include "cares_shims.h"
 
 #endif

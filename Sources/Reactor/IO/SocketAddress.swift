@@ -41,6 +41,17 @@ public struct SocketAddress: Sendable, CustomStringConvertible, Hashable {
 
     public var isIPv6: Bool { Int32(storage.ss_family) == AF_INET6 }
 
+    /// The same address with another port (sin_port and sin6_port share offset 2, big-endian).
+    public func with(port: Int) -> SocketAddress {
+        var copy = self
+        let value = UInt16(clamping: port)
+        withUnsafeMutableBytes(of: &copy.storage) { raw in
+            raw[2] = UInt8(value >> 8)
+            raw[3] = UInt8(value & 0xff)
+        }
+        return copy
+    }
+
     public var description: String { isIPv6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
 
     public static func == (a: SocketAddress, b: SocketAddress) -> Bool { a.description == b.description }
