@@ -387,6 +387,8 @@ public final class Agent {
         server?.close()
         realtimeServer?.close()
         httpClient.closeIdle()
+        // Lookups still waiting for DNS end as "cancelled", so their callers finish cleanly.
+        resolver.cancelAll()
         loop.deferred(done)
     }
 
