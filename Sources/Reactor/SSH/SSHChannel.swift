@@ -88,7 +88,10 @@ public final class SSHChannel: ByteStream {
         }
         if offset < bytes.count {
             pendingOut.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
-            if isWritable && pendingOut.readableBytes >= highWaterMark {
+            // Held back by the connection's full output (not the peer's window): the writer
+            // stops now, or its next read would be queued here and copied a second time later.
+            let outputFull = remoteWindow > 0 && host?.canSendChannelData == false
+            if isWritable && (pendingOut.readableBytes >= highWaterMark || outputFull) {
                 isWritable = false
                 delegate?.stream(self, writabilityChanged: false)
             }
