@@ -2,7 +2,7 @@
 
 * churn: N workers, each in a loop opening a connection to the tunnel's remote port, sending a
   random payload and reading a random reply (framing.py: both checked by digest), closing;
-* slow consumers: clients that ask for a few MiB and read them at about 128 KiB/s through a small
+* slow consumers: clients that ask for 3 MiB and read them at about 256 KiB/s through a small
   receive buffer, so the agent has to hold back the local service instead of buffering;
 * slowloris: clients on the agent's own HTTP port that send a request head a byte a second and
   never finish it; each one reconnects when the agent cuts it.
@@ -12,8 +12,9 @@ bytes it got were wrong) or `interrupted` (a connection error, EOF or the deadli
 injected by the driver); an interrupted transfer is retried with the same payload.
 
 Writes JSON lines on stdout: a cumulative `counters` line every second, one `attempt_failed`
-line per interrupted attempt and one `corrupt` line per corrupt transfer. SIGTERM stops it after
-a final `counters` line.
+line per interrupted attempt and one `corrupt` line per corrupt transfer. SIGTERM stops new
+transfers, lets those under way finish (within DRAIN_DEADLINE) and writes a final `counters`
+line with `unfinished_at_stop`.
 
     python3 Tests/soak/load.py --port REMOTE --status-port AGENT [--churn 100] [--slow 4] [--slowloris 20]
 """
@@ -39,6 +40,7 @@ from framing import ANSWER_HEAD, CorruptTransfer, random_payload, read_digested,
 # generous, because a loaded 2-core machine can be slow and nothing here measures speed.
 TRANSFER_DEADLINE = 120.0
 SLOW_DEADLINE = 300.0
+DRAIN_DEADLINE = SLOW_DEADLINE + 10
 RETRY_PAUSE = 0.2
 INTERRUPTIONS = (ConnectionError, OSError, asyncio.IncompleteReadError, asyncio.TimeoutError)
 # Set by SIGTERM. Workers look at it between attempts as well as being cancelled, because
@@ -74,7 +76,7 @@ async def connect(port: int, rcvbuf: int = 0) -> tuple[asyncio.StreamReader, asy
     except BaseException:
         sock.close()
         raise
-    return await asyncio.open_connection(sock=sock, limit=rcvbuf)
+    return await asyncio.open_connection(sock=sock, limit=rcvbuf)   # and pause reading early
 
 
 async def transfer(port: int, payload: bytes, wanted_back: int, rcvbuf: int = 0, chunk: int = 256 * 1024,
@@ -130,9 +132,10 @@ async def churn_worker(port: int, rng: random.Random, counters: Counters) -> Non
 async def slow_consumer(port: int, rng: random.Random, counters: Counters) -> None:
     while not STOPPING.is_set():
         payload = random_payload(rng, rng.randint(1, 4096))
-        # 4 MiB at 16 KiB per 0.125 s: about 32 s per transfer, twice the tunnel's channel window.
-        await transfer_until_done("slow", port, payload, 4 << 20, counters, SLOW_DEADLINE,
-                                  rcvbuf=16 * 1024, chunk=16 * 1024, pause=0.125)
+        # 3 MiB at 64 KiB per 1/4 s (256 KiB/s): about 12 s per transfer, half again the tunnel's
+        # channel window (2 MiB), so the agent must stop reading the local service for a while.
+        await transfer_until_done("slow", port, payload, 3 << 20, counters, SLOW_DEADLINE,
+                                  rcvbuf=16 * 1024, chunk=64 * 1024, pause=0.25)
 
 
 async def slowloris(port: int, counters: Counters) -> None:
@@ -179,11 +182,11 @@ async def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
     counters = Counters()
-    tasks = [asyncio.create_task(churn_worker(args.port, random.Random(args.seed * 1000 + i), counters))
-             for i in range(args.churn)]
-    tasks += [asyncio.create_task(slow_consumer(args.port, random.Random(args.seed * 1000 + 500 + i), counters))
-              for i in range(args.slow)]
-    tasks += [asyncio.create_task(slowloris(args.status_port, counters)) for _ in range(args.slowloris)]
+    transfers = [asyncio.create_task(churn_worker(args.port, random.Random(args.seed * 1000 + i), counters))
+                 for i in range(args.churn)]
+    transfers += [asyncio.create_task(slow_consumer(args.port, random.Random(args.seed * 1000 + 500 + i), counters))
+                  for i in range(args.slow)]
+    loris = [asyncio.create_task(slowloris(args.status_port, counters)) for _ in range(args.slowloris)]
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, STOPPING.set)
@@ -193,9 +196,14 @@ async def main() -> None:
             await asyncio.wait_for(STOPPING.wait(), 1.0)
         except asyncio.TimeoutError:
             pass
-    for t in tasks:
+    for t in loris:
         t.cancel()
-    await asyncio.wait(tasks, timeout=15)
+    # Transfers under way finish (no new ones start): one that cannot within the deadline is a
+    # hang, which the driver fails on.
+    _, unfinished = await asyncio.wait(transfers, timeout=DRAIN_DEADLINE)
+    counters.counts["unfinished_at_stop"] = len(unfinished)
+    for t in unfinished:
+        t.cancel()
     emit(counters.line())
 
 

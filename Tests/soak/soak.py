@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from agent_resources import LOAD_CLASSES, fd_breakdown, fd_verdict, rss_kib, rss_verdict  # noqa: E402
 from faults import KINDS, FaultRecord, inject, schedule, wait_until  # noqa: E402
+from load import DRAIN_DEADLINE  # noqa: E402
 from rig import ROOT_DIR, SoakRig  # noqa: E402
 
 RSS_WINDOW = 3
@@ -91,7 +92,7 @@ class LoadProcess:
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(60)
+            self.proc.wait(DRAIN_DEADLINE + 30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -281,14 +282,16 @@ def main() -> int:
     if code != 0:
         problems.append(f"the agent exited with status {code} on SIGTERM")
     ok = counters.get("churn_ok", 0) + counters.get("slow_ok", 0)
-    if counters.get("slow_ok", 0) == 0:
-        problems.append("no slow consumer finished a transfer")
+    if counters.get("unfinished_at_stop", 0):
+        problems.append(f"{counters['unfinished_at_stop']} transfers under way at the end did not finish within "
+                        f"{DRAIN_DEADLINE:.0f} s (a hang)")
 
     report = [f"Measured phase from {started - began:.0f} s; fault times are from the start of the soak.", "",
               "## Samples (measured phase)", "", SAMPLE_HEADER, "|---" * 11 + "|"] + [sample_line(r) for r in sampler.rows]
     report += ["", "## Faults", ""] + fault_table(faults, began, started)
     report += ["", "## Totals", "",
                f"* transfers intact: {ok} ({counters.get('churn_ok', 0)} churn, {counters.get('slow_ok', 0)} slow consumers), "
+               f"{counters.get('unfinished_at_stop', 0)} unfinished at the end, "
                f"{counters.get('bytes_checked', 0) / 2**20:.0f} MiB checked both ways; "
                f"{counters.get('churn_ok_after_retry', 0) + counters.get('slow_ok_after_retry', 0)} of them completed on a retry",
                f"* wrong bytes: {len(corrupt)}",
