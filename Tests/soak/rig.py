@@ -95,6 +95,8 @@ class SoakRig:
 
     def stop(self) -> int:
         code = self.agent.stop()
+        with open(os.path.join(self.workdir, "agent.log"), "w") as f:
+            f.write(self.agent.log_text() + "\n")
         self.cp.stop()
         self.tunnel.stop()
         self.service.stop()

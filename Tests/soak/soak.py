@@ -10,8 +10,8 @@ runs 2), then the bounded-resource and correctness verdicts.
              failures, whether /health answers
 
 Phases: warm-up (load, each fault once, then idle: the descriptor baseline), measured (load and
-faults; RSS baseline = median of its first 3 samples, compared with the median of its last 3,
-both windows without faults), idle again (descriptors compared with the baseline class by class).
+faults; RSS read every second: the median over its first 30 s against the median over its last
+30 s, both windows without faults), idle again (descriptors compared with the baseline class by class).
 
 It fails if any transfer completed with wrong bytes, a transfer attempt failed outside a fault
 that cuts the tunnel, a fault was not recovered from within its deadline, /health did not answer,
@@ -40,6 +40,7 @@ from faults import KINDS, FaultRecord, inject, schedule, wait_until  # noqa: E40
 from load import DRAIN_DEADLINE  # noqa: E402
 from rig import ROOT_DIR, SoakRig  # noqa: E402
 
+# Samples in each RSS window (first and last of the measured phase); no fault is scheduled inside.
 RSS_WINDOW = 3
 # A failed attempt this long after a recovery still belongs to the fault: it may have been
 # dialled while the agent was bringing the forward back.
@@ -108,10 +109,13 @@ def idle_descriptors(rig: SoakRig) -> Counter:
 
 
 class Sampler(threading.Thread):
+    """RSS every second (for the verdict's medians), a full row every `period` (the table)."""
+
     def __init__(self, rig: SoakRig, load: LoadProcess, period: float, started: float):
         super().__init__(daemon=True)
         self.rig, self.load, self.period, self.started = rig, load, period, started
         self.rows: list[dict] = []
+        self.rss_readings: list[tuple[float, int]] = []
         self.done = threading.Event()
 
     def health(self) -> str:
@@ -122,21 +126,24 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         pid = self.rig.agent.proc.pid
-        n = 1
-        while not self.done.wait(max(0.0, self.started + n * self.period - time.monotonic())):
+        tick, per_row = 1, max(1, round(self.period))
+        while not self.done.wait(max(0.0, self.started + tick - time.monotonic())):
             if not self.rig.agent.alive():
                 self.rows.append({"t": time.monotonic() - self.started, "dead": True})
                 return
-            fds = fd_breakdown(pid, self.rig.ports)
-            c = self.load.snapshot()
-            self.rows.append({"t": round(time.monotonic() - self.started), "rss_kib": rss_kib(pid), "fds": sum(fds.values()),
-                              "service_conns": fds["local service"], "http_clients": fds["http clients"],
-                              "cp_conns": fds["control plane"], "ok": c.get("churn_ok", 0) + c.get("slow_ok", 0),
-                              "corrupt": c.get("churn_corrupt", 0) + c.get("slow_corrupt", 0),
-                              "failed_attempts": c.get("churn_attempts_failed", 0) + c.get("slow_attempts_failed", 0),
-                              "mib": c.get("bytes_checked", 0) / 2**20, "health": self.health()})
-            print(sample_line(self.rows[-1]), flush=True)
-            n += 1
+            now = time.monotonic() - self.started
+            self.rss_readings.append((now, rss_kib(pid)))
+            if tick % per_row == 0:
+                fds = fd_breakdown(pid, self.rig.ports)
+                c = self.load.snapshot()
+                self.rows.append({"t": round(now), "rss_kib": self.rss_readings[-1][1], "fds": sum(fds.values()),
+                                  "service_conns": fds["local service"], "http_clients": fds["http clients"],
+                                  "cp_conns": fds["control plane"], "ok": c.get("churn_ok", 0) + c.get("slow_ok", 0),
+                                  "corrupt": c.get("churn_corrupt", 0) + c.get("slow_corrupt", 0),
+                                  "failed_attempts": c.get("churn_attempts_failed", 0) + c.get("slow_attempts_failed", 0),
+                                  "mib": c.get("bytes_checked", 0) / 2**20, "health": self.health()})
+                print(sample_line(self.rows[-1]), flush=True)
+            tick += 1
 
 
 SAMPLE_HEADER = "| t (s) | RSS (MiB) | fds | service conns | http clients | cp conns | transfers ok | MiB checked | corrupt | failed attempts | /health |"
@@ -253,7 +260,7 @@ def main() -> int:
     rows = [r for r in sampler.rows if not r.get("dead")]
     if len(rows) != len(sampler.rows) or not alive:
         problems.append("the agent exited during the soak")
-    base, last, rss_problems = rss_verdict([r["rss_kib"] for r in rows], RSS_WINDOW, tolerance)
+    base, last, rss_problems = rss_verdict(sampler.rss_readings, edge, measured, tolerance)
     problems += rss_problems
     problems += [f"descriptors: {p}" for p in fd_verdict(warm_fds, end_fds)]
     counters = merged(loads[0].snapshot(), loads[1].snapshot())
@@ -298,8 +305,8 @@ def main() -> int:
                f"* failed attempts (retried): {len(failed)}: " + ", ".join(f"{n} in {k}" for k, n in per_kind.items())
                + f"; unexplained: {len(unexplained)}",
                f"* slowloris connections ended by the agent, by its answer: {loris}, longest held {counters.get('loris_held_max', 0)} s",
-               f"* RSS: {base / 1024:.1f} MiB after warm-up (median of the first {RSS_WINDOW} samples), "
-               f"{last / 1024:.1f} MiB at the end (median of the last {RSS_WINDOW}): {100 * (last - base) / base if base else 0:+.1f} %",
+               f"* RSS (read every second): {base / 1024:.1f} MiB after warm-up (median over the first {edge:.0f} s), "
+               f"{last / 1024:.1f} MiB at the end (median over the last {edge:.0f} s): {100 * (last - base) / base if base else 0:+.1f} %",
                f"* descriptors idle after warm-up {sum(warm_fds.values())} {dict(sorted(warm_fds.items()))}, "
                f"idle at the end {sum(end_fds.values())} {dict(sorted(end_fds.items()))}",
                f"* verdict: {'PASS' if not problems else 'FAIL'}"] + [f"  * {p}" for p in problems]
