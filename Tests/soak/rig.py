@@ -58,8 +58,12 @@ class SoakRig:
         self.remote_port = free_port()
         self.cp_generation = 0
         self.cp = self._start_control_plane()
+        # tunnel.max_pending_dials (64 by default) is raised above the load's 104 connections: on a
+        # loaded machine a burst of channel opens can outrun the loop's dials, and the refusal (by
+        # design; test_tunnel_limits.py covers it) would look to the client like any other reset.
         self.agent = Agent(workdir, self.cp.api_url, {FORWARD: f"127.0.0.1:{self.service.port}"},
-                           log_level="info", extra_yaml=agent_yaml, name="soak-agent")
+                           log_level="info", extra_yaml=agent_yaml, name="soak-agent",
+                           tunnel_yaml="  max_pending_dials: 128\n")
         self.ports = Ports(control_plane=self.api_port, tunnel_server=self.tunnel.port,
                            local_service=self.service.port, agent_http=self.agent.port)
         self.cp.wait_ports({self.remote_port}, timeout=60)
