@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN_DIR = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 LOG_LEVEL ?= info
 
-.PHONY: deps build release image test run bench bench-tunnel strace fuzz clean
+.PHONY: deps build release image test run bench bench-tunnel soak strace fuzz clean
 
 deps:
 	@scripts/deps.sh
@@ -31,6 +31,12 @@ bench: release
 # The tunnel bench alone: BENCH_TUNNEL=python|swift|URL, BENCH_REFERENCE_CLIENT=/path/to/chisel (bench/tunnel.sh).
 bench-tunnel: release
 	bench/tunnel.sh
+
+# The release agent under tunnel churn and faults for SOAK_MINUTES (Tests/soak/soak.py): RSS and
+# descriptors every 10 s, then the bounded-resource and intact-bytes verdicts. Tables in .build/soak/.
+SOAK_MINUTES ?= 60
+soak: release
+	SOAK_MINUTES=$(SOAK_MINUTES) PIPEOPS_AGENT_BIN=$(BIN_DIR)/pipeops-agent python3 Tests/soak/soak.py
 
 # The agent under strace with debug logs: strace lines and log lines read side by side. On epoll:
 # io_uring's I/O does not show in strace.

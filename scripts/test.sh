@@ -39,9 +39,13 @@ PIPEOPS_REACTOR_BACKEND=io_uring python3 -m pytest -q -p no:cacheprovider Tests/
 echo "== tunnel bench in smoke mode (one second per measure; nothing asserted about speed, so it cannot rot)"
 BENCH_SMOKE=1 BENCH_TUNNEL=swift bench/tunnel.sh | tail -n 20
 
+echo "== soak, two minutes (tunnel churn and faults; bounded RSS and descriptors, intact bytes; nothing timed)"
+SOAK_MINUTES=2 python3 Tests/soak/soak.py | tee "$logs/soak.log" | tail -n 32
+
 swift_n=$(grep -oE "Executed [0-9]+ tests?, with [0-9]+ failures" "$logs/swift.log" | tail -1 | awk '{print $2}')
 uring_n=$(grep -oE "Executed [0-9]+ tests?, with [0-9]+ failures" "$logs/swift-io_uring.log" | tail -1 | awk '{print $2}')
 self_n=$(grep -oE "selftest: [0-9]+ passed" "$logs/selftest.log" | awk '{print $2}')
 e2e_n=$(grep -oE "[0-9]+ passed" "$logs/e2e.log" | tail -1 | awk '{print $1}')
 e2e_uring_n=$(grep -oE "[0-9]+ passed" "$logs/e2e-io_uring.log" | tail -1 | awk '{print $1}')
-echo "make test: $((swift_n + uring_n + self_n + e2e_n + e2e_uring_n)) passed, 0 failed"
+soak_n=1   # the soak is one check: reaching this line means it passed (set -e, pipefail)
+echo "make test: $((swift_n + uring_n + self_n + e2e_n + e2e_uring_n + soak_n)) passed, 0 failed"
