@@ -244,6 +244,30 @@ def test_a_channel_to_an_unconfigured_target_is_refused(cp, hello, agents):
     assert ok["accepted"] is True
 
 
+def test_a_local_service_that_is_down_is_logged_once_per_interval_not_per_connection(tunnel_cp, agents):
+    cp = tunnel_cp
+    down = free_port()   # nothing listens there: every dial is refused
+    agent = agents(cp.api_url, {"kubernetes-api": f"127.0.0.1:{down}"})
+    port = free_port()
+    up_tunnel(cp, agent, {"kubernetes-api": port})
+    for _ in range(30):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(10)
+        try:
+            assert s.recv(1) == b""   # the channel fails and the server closes the connection
+        except ConnectionResetError:
+            pass
+        s.close()
+    first = agent.wait_log(lambda l: l.get("msg") == "cannot reach the forward's local address", what="dial failure logged")
+    assert first["forward"] == "kubernetes-api" and first["target"] == f"127.0.0.1:{down}" and "refused" in first["error"].lower()
+    # The rest are counted into one line at the end of the interval (10 s), not logged one by one.
+    second = agent.wait_log(lambda l: l.get("msg") == "cannot reach the forward's local address"
+                            and l.get("failures") not in (None, "1"), timeout=30, what="the interval's count")
+    lines = [l for l in agent.logs() if l.get("msg") == "cannot reach the forward's local address"]
+    assert len(lines) == 2, lines
+    assert int(first["failures"]) + int(second["failures"]) == 30
+
+
 def test_inactivity_closes_the_tunnel_and_the_next_poll_reopens_it(tunnel_cp, hello, agents):
     cp = tunnel_cp
     # Only tunnel bytes count: the agent's own /health, asked directly, does not keep it open.
