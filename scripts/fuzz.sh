@@ -1,49 +1,140 @@
 #!/usr/bin/env bash
-# Builds and runs the libFuzzer targets in fuzz/ against the sans-I/O cores they test.
-#   scripts/fuzz.sh [seconds per target, default 60] [target ...]
-# Targets: HTTPParserFuzz WebSocketFrameFuzz SSHPacketFuzz JSONParserFuzz WatchLineFuzz. Binaries and corpora go to .build/fuzz/.
-# A crash leaves its input in .build/fuzz/<target>/crash-* and fails the script.
+# Builds and runs the libFuzzer targets in fuzz/ (ASan, leak detection on) against the sans-I/O
+# cores they test, one target at a time, at the lowest CPU priority.
+#
+#   scripts/fuzz.sh [SECONDS] [target ...]     each target for SECONDS (the smoke in `make test`)
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh         each target to that many executions (`make fuzz`)
+#   FUZZ_MERGE=1 ...                           afterwards, add the inputs that reached new coverage
+#                                              to the committed corpus fuzz/corpus/<target> (-merge=1)
+#
+# FUZZ_SECONDS may stand for the first argument; FUZZ_RUNS wins when both are set.
+# FUZZ_TIMEOUT (seconds, default 10) is the per-input limit: an input that takes longer is a hang
+# and fails the run, as do a crash, a trap and a leak. The input is left in
+# .build/fuzz/<target>/crash-*|leak-*|timeout-* and the log in .build/fuzz/<target>/<target>.log.
+# The working corpus (.build/fuzz/<target>/corpus) is kept between runs and seeded from fuzz/corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-60}
-shift || true
+ROOT=$PWD
+
+all_targets=(HTTPParserFuzz HTTPResponseFuzz ChunkedBodyFuzz WebSocketFrameFuzz SSHPacketFuzz SSHKexFuzz
+             JSONParserFuzz YAMLConfigFuzz KubeconfigFuzz WatchLineFuzz)
+
+secs=${FUZZ_SECONDS:-60}
+if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]+$ ]]; then secs=$1; shift; fi
+runs=${FUZZ_RUNS:-}
+timeout=${FUZZ_TIMEOUT:-10}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(HTTPParserFuzz WebSocketFrameFuzz SSHPacketFuzz JSONParserFuzz WatchLineFuzz)
+[ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 
 R=Sources/Reactor
+A=Sources/Agent
+HTTP_CORE="$R/IO/ByteBuffer.swift $R/HTTP/HTTPHeaders.swift $R/HTTP/HTTPParseError.swift $R/HTTP/HTTPParser.swift $R/HTTP/HTTPHeadLines.swift"
+JSON_CORE="$R/JSON/JSONValue.swift $R/JSON/JSONParser.swift $R/JSON/JSONWriter.swift $R/JSON/JSONText.swift"
+SSH_CORE="$R/IO/ByteBuffer.swift $R/Loop/TimeAmount.swift $R/Support/Base64.swift $R/Support/SecureRandom.swift
+  $R/SSH/SSHWire.swift $R/SSH/SSHError.swift $R/SSH/SSHCrypto.swift $R/SSH/SSHPacketCipher.swift
+  $R/SSH/SSHReceiveBuffer.swift $R/SSH/SSHPacketCodec.swift $R/SSH/SSHAlgorithms.swift $R/SSH/SSHHostKey.swift
+  $R/SSH/SSHTransport.swift $R/SSH/SSHPrivateKey.swift $R/SSH/SSHServerHostKey.swift"
+YAML_CORE="$A/Config/YAMLReader.swift $A/Config/YAMLNode.swift"
+
+# The Swift sources compiled into each target besides fuzz/<target>.swift.
 sources_for() {
   case "$1" in
-    HTTPParserFuzz) echo "$R/IO/ByteBuffer.swift $R/HTTP/HTTPHeaders.swift $R/HTTP/HTTPParseError.swift $R/HTTP/HTTPParser.swift $R/HTTP/HTTPHeadLines.swift" ;;
-    WebSocketFrameFuzz) echo "$R/IO/ByteBuffer.swift $R/IO/ReceiveBuffer.swift $R/WebSocket/WebSocketFrame.swift $R/WebSocket/WebSocketDecoder.swift" ;;
-    JSONParserFuzz) echo "$R/JSON/JSONValue.swift $R/JSON/JSONParser.swift $R/JSON/JSONWriter.swift $R/JSON/JSONText.swift" ;;
-    WatchLineFuzz) echo "Sources/Agent/Kubernetes/LineSplitter.swift Sources/Agent/Kubernetes/ListBodySplitter.swift" ;;
-    SSHPacketFuzz) echo "(built by fuzz/build-ssh-fuzz.sh: it needs the C shims)" ;;
-    *) echo "unknown fuzz target $1" >&2; exit 2 ;;
+    HTTPParserFuzz|HTTPResponseFuzz|ChunkedBodyFuzz) echo "$HTTP_CORE" ;;
+    WebSocketFrameFuzz) echo "$R/IO/ByteBuffer.swift $R/WebSocket/WebSocketFrame.swift $R/WebSocket/WebSocketDecoder.swift" ;;
+    JSONParserFuzz) echo "$JSON_CORE" ;;
+    WatchLineFuzz) echo "$JSON_CORE $R/JSON/JSONFields.swift $A/Kubernetes/LineSplitter.swift $A/Kubernetes/ListBodySplitter.swift" ;;
+    SSHPacketFuzz) echo "$SSH_CORE" ;;
+    SSHKexFuzz) echo "$SSH_CORE $R/SSH/SSHUserAuth.swift $R/SSH/SSHServerUserAuth.swift" ;;
+    YAMLConfigFuzz) echo "$YAML_CORE $(ls $A/Config/*.swift | grep -v -e YAMLReader -e YAMLNode -e ConfigUse)" ;;
+    KubeconfigFuzz) echo "$YAML_CORE $A/Kubernetes/KubeconfigReader.swift" ;;
+    *) echo "unknown fuzz target $1 (targets: ${all_targets[*]})" >&2; return 2 ;;
   esac
+}
+
+# Targets that link the C shims (OpenSSL for SSH, libyaml for the YAML reader).
+needs_c() { case "$1" in SSH*|YAML*|Kubeconfig*) return 0 ;; *) return 1 ;; esac; }
+
+# The C shims, instrumented like the Swift code, and a module map for `import CShims`.
+build_cshims() {
+  local out=.build/fuzz/cshims
+  mkdir -p "$out"
+  printf 'module CShims {\n    umbrella header "%s"\n    export *\n}\n' "$ROOT/Sources/CShims/include/CShims.h" >"$out/module.modulemap"
+  for c in Sources/CShims/*.c; do
+    local o="$out/$(basename "$c" .c).o"
+    [ "$o" -nt "$c" ] && [ "$o" -nt Sources/CShims/include/CShims.h ] && continue
+    clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CShims/include -c "$c" -o "$o"
+  done
+}
+
+build_target() {
+  local t=$1 out=.build/fuzz/$1
+  local srcs; srcs=$(sources_for "$t")
+  # Rebuilt only when a source (or this script) is newer than the binary.
+  local stale=0
+  for f in $srcs "fuzz/$t.swift" "$0"; do [ "$f" -nt "$out/$t" ] && stale=1; done
+  [ $stale = 0 ] && return 0
+  local extra=() module=FuzzTarget
+  if needs_c "$t"; then
+    build_cshims
+    extra=(-I .build/fuzz/cshims -Xcc -I"$ROOT/Sources/CShims/include" .build/fuzz/cshims/*.o -lcrypto -lssl -luring -lyaml)
+  fi
+  # The Agent's files say `import Reactor`; compiled as module Reactor, that import is the module itself.
+  case "$srcs" in *Sources/Agent/*) module=Reactor ;; esac
+  # shellcheck disable=SC2086
+  if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name "$module" \
+      $srcs "fuzz/$t.swift" "${extra[@]}" -o "$out/$t" >"$out/build.log" 2>&1; then
+    # The linker's "Cannot export local symbol __asan_*" chatter is noise; show the rest.
+    grep -v -e "Cannot export local symbol" -e "ignoring import" "$out/build.log" >&2
+    return 1
+  fi
+}
+
+# Per-target limits: the longest input worth trying.
+max_len_for() { case "$1" in YAMLConfigFuzz|KubeconfigFuzz) echo 4096 ;; *) echo 8192 ;; esac; }
+
+# One line from the log: executions, time, exec/s, coverage, corpus.
+summarise() {
+  local t=$1 log=$2 result=$3
+  local execs rate last secs_taken
+  execs=$(sed -n 's/^stat::number_of_executed_units: //p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: //p' "$log" | tail -1)
+  rate=${rate// /}
+  secs_taken=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+  last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
+  local cov ft corp
+  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+  ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
+  corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' <<<"$last")
+  printf 'fuzz: %-20s %-6s runs=%s time=%ss exec/s=%s cov=%s ft=%s corpus=%s\n' \
+    "$t" "$result" "${execs:-?}" "${secs_taken:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}"
 }
 
 status=0
 for t in "${targets[@]}"; do
+  sources_for "$t" >/dev/null || exit 2
   out=.build/fuzz/$t
   mkdir -p "$out/corpus"
-  if [ "$t" = SSHPacketFuzz ]; then
-    fuzz/build-ssh-fuzz.sh >"$out/build.log" 2>&1 || { cat "$out/build.log" >&2; exit 1; }
-    cp .build/fuzz/ssh-packet-fuzz "$out/$t"
-  # shellcheck disable=SC2046
-  # The linker's "Cannot export local symbol __asan_*" chatter is noise; show the log only on failure.
-  elif ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name FuzzTarget \
-      $(sources_for "$t") "fuzz/$t.swift" -o "$out/$t" >"$out/build.log" 2>&1; then
-    grep -v "Cannot export local symbol" "$out/build.log" >&2
-    exit 1
-  fi
+  build_target "$t" || exit 1
   [ -d "fuzz/corpus/$t" ] && cp -n "fuzz/corpus/$t"/* "$out/corpus/" 2>/dev/null || true
-  echo "fuzz: $t for ${secs}s"
-  if ! (cd "$out" && "./$t" -max_total_time="$secs" -max_len=8192 -print_final_stats=1 corpus 2>"$t.log"); then
-    echo "fuzz: $t FAILED; see $out/$t.log and $out/crash-*" >&2
-    tail -40 "$out/$t.log" >&2
-    status=1
+  if [ -n "$runs" ]; then limit=(-runs="$runs"); echo "fuzz: $t to $runs executions"
+  else limit=(-max_total_time="$secs"); echo "fuzz: $t for ${secs}s"; fi
+  log=$out/$t.log
+  if (cd "$out" && nice -n 19 "./$t" "${limit[@]}" -max_len="$(max_len_for "$t")" -timeout="$timeout" \
+        -detect_leaks=1 -print_final_stats=1 corpus >"$t.log" 2>&1); then
+    summarise "$t" "$log" ok
   else
-    grep -E "stat::number_of_executed_units|Done" "$out/$t.log" | sed "s/^/fuzz: $t: /"
+    summarise "$t" "$log" FAILED
+    echo "fuzz: $t FAILED; see $log and $out/crash-* leak-* timeout-*" >&2
+    grep -E -A30 "^==[0-9]+==|ERROR: libFuzzer|Fatal error|SUMMARY" "$log" | head -60 >&2 || tail -40 "$log" >&2
+    status=1
+    continue
+  fi
+  if [ -n "${FUZZ_MERGE:-}" ]; then
+    # Only inputs that add coverage to what is committed are added (fuzz/corpus stays small).
+    mkdir -p "fuzz/corpus/$t"
+    before=$(ls "fuzz/corpus/$t" | wc -l)
+    (cd "$out" && nice -n 19 "./$t" -merge=1 -max_len="$(max_len_for "$t")" "$ROOT/fuzz/corpus/$t" corpus >merge.log 2>&1)
+    echo "fuzz: $t corpus: $before -> $(ls "fuzz/corpus/$t" | wc -l) files in fuzz/corpus/$t"
   fi
 done
 exit $status
