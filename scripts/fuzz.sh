@@ -8,6 +8,8 @@
 #                                              to the committed corpus fuzz/corpus/<target> (-merge=1)
 #
 # FUZZ_SECONDS may stand for the first argument; FUZZ_RUNS wins when both are set.
+# FUZZ_MAX_SECONDS caps each target's run in FUZZ_RUNS mode (a shared machine): a target stopped
+# by it short of FUZZ_RUNS reports "partial" with the executions it reached.
 # FUZZ_TIMEOUT (seconds, default 10) is the per-input limit: an input that takes longer is a hang
 # and fails the run, as do a crash, a trap and a leak. The input is left in
 # .build/fuzz/<target>/crash-*|leak-*|timeout-* and the log in .build/fuzz/<target>/<target>.log.
@@ -28,7 +30,7 @@ targets=("$@")
 
 R=Sources/Reactor
 A=Sources/Agent
-HTTP_CORE="$R/IO/ByteBuffer.swift $R/HTTP/HTTPHeaders.swift $R/HTTP/HTTPParseError.swift $R/HTTP/HTTPParser.swift $R/HTTP/HTTPHeadLines.swift"
+HTTP_CORE="$R/IO/ByteBuffer.swift $R/HTTP/HTTPHeaders.swift $R/HTTP/HTTPParseError.swift $R/HTTP/HTTPParser.swift $R/HTTP/HTTPHeadLines.swift $R/HTTP/HTTPWriter.swift fuzz/Support/HTTPParserRun.swift"
 JSON_CORE="$R/JSON/JSONValue.swift $R/JSON/JSONParser.swift $R/JSON/JSONWriter.swift $R/JSON/JSONText.swift"
 SSH_CORE="$R/IO/ByteBuffer.swift $R/Loop/TimeAmount.swift $R/Support/Base64.swift $R/Support/SecureRandom.swift
   $R/SSH/SSHWire.swift $R/SSH/SSHError.swift $R/SSH/SSHCrypto.swift $R/SSH/SSHPacketCipher.swift
@@ -90,7 +92,8 @@ build_target() {
 }
 
 # Per-target limits: the longest input worth trying.
-max_len_for() { case "$1" in YAMLConfigFuzz|KubeconfigFuzz) echo 4096 ;; *) echo 8192 ;; esac; }
+max_len_for() { case "$1" in ChunkedBodyFuzz) echo 1024 ;;
+    YAMLConfigFuzz|KubeconfigFuzz) echo 4096 ;; *) echo 8192 ;; esac; }
 
 # One line from the log: executions, time, exec/s, coverage, corpus.
 summarise() {
@@ -116,12 +119,17 @@ for t in "${targets[@]}"; do
   mkdir -p "$out/corpus"
   build_target "$t" || exit 1
   [ -d "fuzz/corpus/$t" ] && cp -n "fuzz/corpus/$t"/* "$out/corpus/" 2>/dev/null || true
-  if [ -n "$runs" ]; then limit=(-runs="$runs"); echo "fuzz: $t to $runs executions"
+  if [ -n "$runs" ]; then
+    limit=(-runs="$runs")
+    [ -n "${FUZZ_MAX_SECONDS:-}" ] && limit+=(-max_total_time="$FUZZ_MAX_SECONDS")
+    echo "fuzz: $t to $runs executions${FUZZ_MAX_SECONDS:+ (at most ${FUZZ_MAX_SECONDS}s)}"
   else limit=(-max_total_time="$secs"); echo "fuzz: $t for ${secs}s"; fi
   log=$out/$t.log
   if (cd "$out" && nice -n 19 "./$t" "${limit[@]}" -max_len="$(max_len_for "$t")" -timeout="$timeout" \
         -detect_leaks=1 -print_final_stats=1 corpus >"$t.log" 2>&1); then
-    summarise "$t" "$log" ok
+    result=ok
+    if [ -n "$runs" ] && [ "$(sed -n 's/^stat::number_of_executed_units: //p' "$log" | tail -1)" -lt "$runs" ]; then result=partial; fi
+    summarise "$t" "$log" $result
   else
     summarise "$t" "$log" FAILED
     echo "fuzz: $t FAILED; see $log and $out/crash-* leak-* timeout-*" >&2
