@@ -17,13 +17,23 @@ enum KubeconfigReader {
             do { bytes = try SmallFile.read(file, limit: maxBytes) } catch {
                 throw KubernetesConfigError("kubeconfig \(file): \(describe(error))")
             }
-            let root: YAMLNode?
-            do { root = try YAMLReader.parse(bytes, file: file) } catch {
-                throw KubernetesConfigError("kubeconfig \(error)")
-            }
-            if let root, !root.isNull { documents.append((file, root)) }
+            if let root = try document(bytes, file: file) { documents.append((file, root)) }
         }
-        let shown = files.joined(separator: ":")
+        return try access(from: documents, shown: files.joined(separator: ":"))
+    }
+
+    /// One kubeconfig's YAML; nil when it is empty.
+    static func document(_ bytes: [UInt8], file: String) throws(KubernetesConfigError) -> YAMLNode? {
+        let root: YAMLNode?
+        do { root = try YAMLReader.parse(bytes, file: file) } catch {
+            throw KubernetesConfigError("kubeconfig \(error)")
+        }
+        guard let root, !root.isNull else { return nil }
+        return root
+    }
+
+    /// The access the merged documents describe; `shown` names them all in errors.
+    static func access(from documents: [(file: String, root: YAMLNode)], shown: String) throws(KubernetesConfigError) -> KubernetesAccess {
         guard let current = documents.first(where: { !($0.root["current-context"]?.scalarText ?? "").isEmpty }),
               let contextName = current.root["current-context"]?.scalarText else {
             throw KubernetesConfigError("kubeconfig \(shown): no current-context is set")
