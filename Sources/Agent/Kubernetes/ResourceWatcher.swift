@@ -235,20 +235,16 @@ final class ResourceWatcher {
     }
 
     private func watchLine(_ line: ArraySlice<UInt8>) {
-        guard line.contains(where: { $0 != 0x20 && $0 != 0x09 }) else { return }
-        let fields: JSONFields
-        let type: String
-        let object: JSONValue
+        let event: WatchEvent
         do {
-            fields = try JSONFields(try JSONParser.parse(Array(line)))
-            type = try fields.string("type")
-            guard let o = fields["object"] else { throw JSONShapeError(path: "", reason: "missing \"object\"") }
-            object = o
+            guard let e = try WatchEvent.parse(line) else { return }
+            event = e
         } catch {
             fail(KubernetesError(kind: .badResponse, message: "watch \(resource): bad event: \(error)"), then: .rewatch)
             return
         }
-        switch type {
+        let object = event.object
+        switch event.type {
         case "ERROR":
             let status = try? JSONFields(object)
             let code = (try? status?.optionalInt("code")) ?? nil
@@ -261,16 +257,14 @@ final class ResourceWatcher {
         case "ADDED", "MODIFIED", "DELETED":
             stats.events += 1
             watchEvents += 1
-            do { try sink.apply(WatchEventType(rawValue: type) ?? .modified, object) } catch {
+            do { try sink.apply(WatchEventType(rawValue: event.type) ?? .modified, object) } catch {
                 stats.malformedObjects += 1
                 logger.debug("skipping a malformed watch object", metadata: ["resource": "\(resource)", "error": "\(error)"])
             }
         default:
             return
         }
-        if let rv = (try? JSONFields(object).optionalObject("metadata")?.optionalString("resourceVersion")) ?? nil, !rv.isEmpty {
-            resourceVersion = rv
-        }
+        if let rv = event.resourceVersion { resourceVersion = rv }
     }
 
     // MARK: failure
