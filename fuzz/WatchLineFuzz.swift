@@ -1,7 +1,38 @@
-// libFuzzer target for the sans-I/O splitters of Kubernetes bodies: LineSplitter (watch events
-// and pod logs) and ListBodySplitter (list bodies). The first byte picks where the input is cut;
-// whatever the cut, the lines and items that come out are the same, no line is longer than its
-// limit, and bad input is an error, never a crash. Built by scripts/fuzz.sh with the splitters.
+// libFuzzer target for the watch stream as ResourceWatcher reads it: LineSplitter (watch events
+// and pod logs) and ListBodySplitter (list bodies), then each line decoded as a watch event
+// (WatchEvent) and applied to the stores and the event feed the watchers fill. The first byte
+// picks where the input is cut; whatever the cut, the lines and items that come out are the
+// same, no line is longer than its limit, bad input is an error, never a crash; a store never
+// holds more objects than events added them, and every cluster event delivered survives a
+// JSON write/parse round trip. Built by scripts/fuzz.sh with the splitters, the JSON core and
+// the Kubernetes summaries.
+
+/// Every line as a watch event, into the sinks of the four watchers.
+func applyEvents(_ bytes: [UInt8]) {
+    let pods = ObjectStore<PodSummary>(), nodes = ObjectStore<NodeSummary>(), services = ObjectStore<ServiceSummary>()
+    let feed = EventFeed()
+    var delivered: [KubernetesEvent] = []
+    feed.onEvent = { delivered.append($0) }
+    let sinks: [WatchSink] = [pods, nodes, services, feed]
+    // The watch follows a list: an empty one here.
+    for sink in sinks { sink.beginList(); sink.endList() }
+    var added = 0
+    func apply(_ line: ArraySlice<UInt8>) {
+        guard let event = try? WatchEvent.parse(line), let type = WatchEventType(rawValue: event.type), type != .listed else { return }
+        if type != .deleted { added += 1 }
+        for sink in sinks { try? sink.apply(type, event.object) }
+        _ = event.resourceVersion
+    }
+    var splitter = LineSplitter(maxLineBytes: 8192, overlong: .fail)
+    do { try splitter.feed(bytes, apply) } catch { return }
+    if let last = splitter.finish() { apply(last[...]) }
+    precondition(max(pods.count, nodes.count, services.count) <= added, "a store holds more objects than were added")
+    for e in delivered {
+        let again: JSONValue
+        do { again = try JSONParser.parse(e.json.text()) } catch { preconditionFailure("an event's JSON does not parse: \(error)") }
+        precondition(again == e.json, "an event's JSON changed in a round trip")
+    }
+}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzWatchLines(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -39,5 +70,6 @@ public func fuzzWatchLines(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let a = items([bytes[...]])
     let b = items([bytes[..<cutAt], bytes[cutAt...]])
     precondition(a == b, "list items depend on where the input was cut")
+    applyEvents(bytes)
     return 0
 }

@@ -36,7 +36,9 @@ SSH_CORE="$R/IO/ByteBuffer.swift $R/Loop/TimeAmount.swift $R/Support/Base64.swif
   $R/SSH/SSHWire.swift $R/SSH/SSHError.swift $R/SSH/SSHCrypto.swift $R/SSH/SSHPacketCipher.swift
   $R/SSH/SSHReceiveBuffer.swift $R/SSH/SSHPacketCodec.swift $R/SSH/SSHAlgorithms.swift $R/SSH/SSHHostKey.swift
   $R/SSH/SSHTransport.swift $R/SSH/SSHPrivateKey.swift $R/SSH/SSHServerHostKey.swift"
-YAML_CORE="$A/Config/YAMLReader.swift $A/Config/YAMLNode.swift"
+# The config decoder and what it uses from Reactor (URLs, addresses, durations).
+CONFIG_CORE="$R/Loop/TimeAmount.swift $R/IO/SocketAddress.swift $R/HTTP/HTTPClientTypes.swift $R/HTTP/HTTPOrigin.swift
+  $R/HTTP/HTTPHeaders.swift $R/Support/URLUserinfo.swift $A/Version.swift $(ls $A/Config/*.swift | grep -v ConfigUse)"
 
 # The Swift sources compiled into each target besides fuzz/<target>.swift.
 sources_for() {
@@ -44,11 +46,12 @@ sources_for() {
     HTTPParserFuzz|HTTPResponseFuzz|ChunkedBodyFuzz) echo "$HTTP_CORE" ;;
     WebSocketFrameFuzz) echo "$R/IO/ByteBuffer.swift $R/WebSocket/WebSocketFrame.swift $R/WebSocket/WebSocketDecoder.swift" ;;
     JSONParserFuzz) echo "$JSON_CORE" ;;
-    WatchLineFuzz) echo "$JSON_CORE $R/JSON/JSONFields.swift $A/Kubernetes/LineSplitter.swift $A/Kubernetes/ListBodySplitter.swift" ;;
+    WatchLineFuzz) echo "$JSON_CORE $R/JSON/JSONFields.swift $(for f in LineSplitter ListBodySplitter WatchEvent ObjectStore \
+                           PodSummary NodeSummary ServiceSummary KubernetesEvent; do echo "$A/Kubernetes/$f.swift"; done)" ;;
     SSHPacketFuzz) echo "$SSH_CORE" ;;
     SSHKexFuzz) echo "$SSH_CORE $R/SSH/SSHUserAuth.swift $R/SSH/SSHServerUserAuth.swift" ;;
-    YAMLConfigFuzz) echo "$YAML_CORE $(ls $A/Config/*.swift | grep -v -e YAMLReader -e YAMLNode -e ConfigUse)" ;;
-    KubeconfigFuzz) echo "$YAML_CORE $A/Kubernetes/KubeconfigReader.swift" ;;
+    YAMLConfigFuzz) echo "$CONFIG_CORE" ;;
+    KubeconfigFuzz) echo "$CONFIG_CORE $R/Support/Base64.swift $A/Kubernetes/KubeconfigReader.swift $A/Kubernetes/KubernetesAccess.swift $A/Kubernetes/InClusterAccess.swift $A/Support/HostInfo.swift" ;;
     *) echo "unknown fuzz target $1 (targets: ${all_targets[*]})" >&2; return 2 ;;
   esac
 }
@@ -138,11 +141,21 @@ for t in "${targets[@]}"; do
     continue
   fi
   if [ -n "${FUZZ_MERGE:-}" ]; then
-    # Only inputs that add coverage to what is committed are added (fuzz/corpus stays small).
-    mkdir -p "fuzz/corpus/$t"
-    before=$(ls "fuzz/corpus/$t" | wc -l)
-    (cd "$out" && nice -n 19 "./$t" -merge=1 -max_len="$(max_len_for "$t")" "$ROOT/fuzz/corpus/$t" corpus >merge.log 2>&1)
-    echo "fuzz: $t corpus: $before -> $(ls "fuzz/corpus/$t" | wc -l) files in fuzz/corpus/$t"
+    # The smallest set of inputs that covers every feature the committed and the working corpus
+    # reach replaces the generated (hash-named) inputs in fuzz/corpus/<target>; named inputs
+    # (real seeds, crash reproducers) always stay.
+    committed=fuzz/corpus/$t
+    mkdir -p "$committed"
+    before=$(ls "$committed" | wc -l)
+    rm -rf "$out/merged" && mkdir "$out/merged"
+    (cd "$out" && nice -n 19 "./$t" -set_cover_merge=1 -max_len="$(max_len_for "$t")" merged "$ROOT/$committed" corpus >merge.log 2>&1)
+    find "$committed" -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' -delete
+    # libFuzzer names inputs by their SHA-1: one that a named seed already holds is not copied.
+    seeds=$(find "$committed" -type f -exec sha1sum {} + | cut -d' ' -f1)
+    for f in "$out/merged"/*; do
+      [ -e "$f" ] && ! grep -qx "$(basename "$f")" <<<"$seeds" && cp "$f" "$committed/" || true
+    done
+    echo "fuzz: $t corpus: $before -> $(ls "$committed" | wc -l) files in $committed"
   fi
 done
 exit $status
