@@ -45,10 +45,15 @@ ARGS ?= --set pipeops.api_url= --set tunnel.enabled=false
 strace: release
 	strace -f -tt -e trace=!futex $(BIN_DIR)/pipeops-agent --log-level debug --set reactor.backend=epoll $(ARGS)
 
-# libFuzzer targets (fuzz/), 60 s each; FUZZ_SECONDS=10 for a smoke run.
-FUZZ_SECONDS ?= 60
+# The fuzzing campaign (scripts/fuzz.sh, fuzz/README.md): every libFuzzer target in fuzz/ to
+# FUZZ_RUNS executions with ASan, leak detection and a per-input timeout, one line of results per
+# target. FUZZ_MAX_SECONDS caps each target's run; FUZZ_MERGE=1 then minimises the corpus into
+# fuzz/corpus/<target>. `make test` runs a 5-second smoke of each instead.
+FUZZ_RUNS ?= 10000000
+FUZZ_MAX_SECONDS ?=
+FUZZ_MERGE ?=
 fuzz:
-	scripts/fuzz.sh $(FUZZ_SECONDS)
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_MAX_SECONDS=$(FUZZ_MAX_SECONDS) FUZZ_MERGE=$(FUZZ_MERGE) scripts/fuzz.sh
 
 clean:
 	rm -rf .build
