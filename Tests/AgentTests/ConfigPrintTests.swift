@@ -35,6 +35,18 @@ final class ConfigPrintTests: XCTestCase {
         }
     }
 
+    /// Found by YAMLConfigFuzz: with `agent.port: 0` (any free port) the default agent-http
+    /// forward was `localhost:0`, which the printed config could not load back (a forward's port
+    /// is 1-65535). Port 0 now gets no agent-http forward, with a warning that says why.
+    func testAnyFreePortPrintsAConfigThatLoadsBack() throws {
+        let (c, warnings) = try loadConfigYAML("agent:\n  port: 0\n")
+        XCTAssertEqual(c.tunnel.forwards.map(\.name), ["kubernetes-api", "kubelet-metrics"])
+        XCTAssertTrue(warnings.contains { $0.contains("agent.port is 0") }, "\(warnings)")
+        let printed = ConfigPrinter.render(c)
+        let (again, _) = try ConfigLoader.load(yaml: printed, fileName: "printed.yaml", environment: ["HOME": "/home/fuzz"], overrides: [:])
+        XCTAssertEqual(ConfigPrinter.render(again), printed)
+    }
+
     func testLayoutAndOrderAreStable() throws {
         var config = AgentConfig()
         config.agent.labels = ["zeta": "1", "alpha": "x \"quoted\"", "agent.pipeops.io/version": "v"]

@@ -1,7 +1,8 @@
 /// The forwards used when the config file names none: architecture.md's three, pointed at what
 /// the agent can reach where it runs.
 ///
-/// * On a VM beside k3s: `localhost:6443`, `localhost:10250`, `localhost:<agent.port>`.
+/// * On a VM beside k3s: `localhost:6443`, `localhost:10250`, `localhost:<agent.port>` (none for
+///   the agent when `agent.port` is 0: its port is not known until it is bound).
 /// * In a pod (`kubernetes.in_cluster`; when that is not set, whether `KUBERNETES_SERVICE_HOST`
 ///   is), localhost is
 ///   the pod itself, so the API server is the address Kubernetes gives every pod
@@ -13,9 +14,16 @@ enum DefaultForwards {
 
     static func resolve(agentPort: Int, inCluster: Bool?,
                         environment: [String: String]) -> (forwards: [TunnelForward], warnings: [String]) {
-        let vm = TunnelForward.defaults(agentPort: agentPort)
-        guard inCluster ?? (nonEmpty(environment["KUBERNETES_SERVICE_HOST"]) != nil) else { return (vm, []) }
+        var vm = TunnelForward.defaults(agentPort: agentPort)
         var warnings: [String] = []
+        // Port 0 is any free port, known only once bound: a forward to localhost:0 reaches nothing,
+        // and `config print` could not write it in a form that loads back (ports are 1-65535).
+        if agentPort == 0 {
+            vm.removeAll { $0.name == "agent-http" }
+            warnings.append("agent.port is 0 (any free port): no agent-http forward; list tunnel.forwards "
+                + "to reach the agent through the tunnel")
+        }
+        guard inCluster ?? (nonEmpty(environment["KUBERNETES_SERVICE_HOST"]) != nil) else { return (vm, warnings) }
         let apiServer = apiServerAddress(environment, warnings: &warnings)
         let kubelet: String
         if let nodeIP = nonEmpty(environment["NODE_IP"]) {
