@@ -34,7 +34,7 @@ HTTP_CORE="$R/IO/ByteBuffer.swift $R/HTTP/HTTPHeaders.swift $R/HTTP/HTTPParseErr
 JSON_CORE="$R/JSON/JSONValue.swift $R/JSON/JSONParser.swift $R/JSON/JSONWriter.swift $R/JSON/JSONText.swift"
 SSH_CORE="$R/IO/ByteBuffer.swift $R/Loop/TimeAmount.swift $R/Support/Base64.swift $R/Support/SecureRandom.swift
   $R/SSH/SSHWire.swift $R/SSH/SSHError.swift $R/SSH/SSHCrypto.swift $R/SSH/SSHPacketCipher.swift
-  $R/SSH/SSHReceiveBuffer.swift $R/SSH/SSHPacketCodec.swift $R/SSH/SSHAlgorithms.swift $R/SSH/SSHHostKey.swift
+  $R/IO/ReceiveBuffer.swift $R/SSH/SSHPacketCodec.swift $R/SSH/SSHAlgorithms.swift $R/SSH/SSHHostKey.swift
   $R/SSH/SSHTransport.swift $R/SSH/SSHPrivateKey.swift $R/SSH/SSHServerHostKey.swift"
 # The config decoder and what it uses from Reactor (URLs, addresses, durations).
 CONFIG_CORE="$R/Loop/TimeAmount.swift $R/IO/SocketAddress.swift $R/HTTP/HTTPClientTypes.swift $R/HTTP/HTTPOrigin.swift
@@ -44,7 +44,7 @@ CONFIG_CORE="$R/Loop/TimeAmount.swift $R/IO/SocketAddress.swift $R/HTTP/HTTPClie
 sources_for() {
   case "$1" in
     HTTPParserFuzz|HTTPResponseFuzz|ChunkedBodyFuzz) echo "$HTTP_CORE" ;;
-    WebSocketFrameFuzz) echo "$R/IO/ByteBuffer.swift $R/WebSocket/WebSocketFrame.swift $R/WebSocket/WebSocketDecoder.swift" ;;
+    WebSocketFrameFuzz) echo "$R/IO/ByteBuffer.swift $R/IO/ReceiveBuffer.swift $R/WebSocket/WebSocketFrame.swift $R/WebSocket/WebSocketDecoder.swift" ;;
     JSONParserFuzz) echo "$JSON_CORE" ;;
     WatchLineFuzz) echo "$JSON_CORE $R/JSON/JSONFields.swift $(for f in LineSplitter ListBodySplitter WatchEvent ObjectStore \
                            PodSummary NodeSummary ServiceSummary KubernetesEvent; do echo "$A/Kubernetes/$f.swift"; done)" ;;
@@ -81,7 +81,7 @@ build_target() {
   local extra=() module=FuzzTarget
   if needs_c "$t"; then
     build_cshims
-    extra=(-I .build/fuzz/cshims -Xcc -I"$ROOT/Sources/CShims/include" .build/fuzz/cshims/*.o -lcrypto -lssl -luring -lyaml)
+    extra=(-I .build/fuzz/cshims -Xcc -I"$ROOT/Sources/CShims/include" .build/fuzz/cshims/*.o -lcrypto -lssl -luring -lyaml -lcares)
   fi
   # The Agent's files say `import Reactor`; compiled as module Reactor, that import is the module itself.
   case "$srcs" in *Sources/Agent/*) module=Reactor ;; esac
