@@ -4,8 +4,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [target ...]     each target for SECONDS (the smoke in `make test`)
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh         each target to that many executions (`make fuzz`)
-#   FUZZ_MERGE=1 ...                           afterwards, add the inputs that reached new coverage
-#                                              to the committed corpus fuzz/corpus/<target> (-merge=1)
+#   FUZZ_MERGE=1 ...                           afterwards, minimise the committed corpus
+#                                              fuzz/corpus/<target> (-set_cover_merge=1, see below)
 #
 # FUZZ_SECONDS may stand for the first argument; FUZZ_RUNS wins when both are set.
 # FUZZ_MAX_SECONDS caps each target's run in FUZZ_RUNS mode (a shared machine): a target stopped
