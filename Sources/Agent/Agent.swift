@@ -213,10 +213,11 @@ public final class Agent {
         manager.onEvent = { [weak self, weak manager] event in
             guard let self else { return }
             switch event {
-            case .phase(let p, let previous, let detail):
+            case .phase(let p, let previous, let detail, let failure):
                 self.bus.publish("tunnel_state", .object([
                     "state": .string(p.rawValue), "previous": .string(previous.rawValue),
                     "server": manager?.desired.map { .string("\($0.endpoint)") }, "error": detail.map { .string($0) },
+                    "error_chain": failure.map(ErrorChain.json),
                 ]))
             case .forwardOpened(let forward, let remotePort, let active):
                 self.bus.publish("forward_opened", .object([
@@ -313,14 +314,17 @@ public final class Agent {
         var registration = AgentStatus.Registration(mode: "standalone", registered: false)
         if let cp = controlPlane {
             registration = .init(mode: "control_plane", registered: cp.isRegistered, clusterID: cp.state.clusterID,
-                                 apiServer: cp.registrationInfo["api_server"], error: cp.lastRegistrationError)
+                                 apiServer: cp.registrationInfo["api_server"], error: cp.lastRegistrationError,
+                                 errorChain: cp.lastRegistrationFailure.map(ErrorChain.links) ?? [])
             checks["registered"] = cp.isRegistered
                 ? ReadinessCheck(ok: true, detail: "cluster \(cp.state.clusterID ?? "?")")
-                : ReadinessCheck(ok: false, detail: cp.lastRegistrationError ?? "registration in progress")
+                : ReadinessCheck(ok: false, detail: cp.lastRegistrationError ?? "registration in progress", failure: cp.lastRegistrationFailure)
             if !cp.isRegistered {
-                checks["control_plane"] = ReadinessCheck(ok: false, detail: cp.lastRegistrationError ?? "not registered yet")
+                checks["control_plane"] = ReadinessCheck(ok: false, detail: cp.lastRegistrationError ?? "not registered yet",
+                                                         failure: cp.lastRegistrationFailure)
             } else if cp.consecutiveHeartbeatFailures >= 3 {
-                checks["control_plane"] = ReadinessCheck(ok: false, detail: "degraded: \(cp.consecutiveHeartbeatFailures) heartbeats failed in a row: \(cp.lastHeartbeatError ?? "")")
+                checks["control_plane"] = ReadinessCheck(ok: false, detail: "degraded: \(cp.consecutiveHeartbeatFailures) heartbeats failed in a row: \(cp.lastHeartbeatError ?? "")",
+                                                         failure: cp.lastHeartbeatFailure)
             } else {
                 checks["control_plane"] = ReadinessCheck(ok: true, detail: cp.lastHeartbeatError.map { "last heartbeat failed: \($0)" } ?? "heartbeats ok")
             }
@@ -337,14 +341,16 @@ public final class Agent {
                 switch t.phase {
                 case .connected: checks["tunnel"] = ReadinessCheck(ok: true, detail: "up to \(t.desired.map { "\($0.endpoint)" } ?? "?")")
                 case .idle: checks["tunnel"] = ReadinessCheck(ok: true, detail: "idle (not requested)")
-                case .connecting: checks["tunnel"] = ReadinessCheck(ok: false, detail: "connecting" + (t.lastError.map { " (last error: \($0))" } ?? ""))
-                case .disconnected: checks["tunnel"] = ReadinessCheck(ok: false, detail: "down: \(t.lastError ?? "unknown")")
+                case .connecting: checks["tunnel"] = ReadinessCheck(ok: false, detail: "connecting" + (t.lastError.map { " (last error: \($0))" } ?? ""),
+                                                                    failure: t.lastFailure)
+                case .disconnected: checks["tunnel"] = ReadinessCheck(ok: false, detail: "down: \(t.lastError ?? "unknown")", failure: t.lastFailure)
                 }
             }
             let stats = t.stats
             let sinceAgo = UInt64(max(0, (loop.now - t.since).nanoseconds))
             tunnelStatus = .init(state: t.phase.rawValue, server: t.desired.map { "\($0.endpoint)" },
                                  sinceNanoseconds: shim_realtime_ns() &- sinceAgo, reconnects: t.reconnects, lastError: t.lastError,
+                                 lastErrorChain: t.lastFailure.map(ErrorChain.links) ?? [],
                                  forwards: config.tunnel.forwards.map { .init(name: $0.name, localAddr: $0.localAddr, stats: stats[$0.name] ?? ForwardStats()) })
         } else if let e = tunnelStartError {
             checks["tunnel"] = ReadinessCheck(ok: false, detail: e)
@@ -407,7 +413,7 @@ final class FailedSession: TunnelSessionBase {
         self.error = error
         super.init(loop: loop, resolver: resolver, manager: manager, logger: manager.logger)
     }
-    override func start() { loop.deferred { [weak self] in if let self { self.end(self.error) } } }
+    override func start() { loop.deferred { [weak self] in if let self { self.end(TunnelError(self.error)) } } }
 }
 
 func signalName(_ signo: Int32) -> String {

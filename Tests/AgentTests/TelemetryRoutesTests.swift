@@ -38,7 +38,7 @@ final class TelemetryRoutesTests: XCTestCase {
 
     /// A GET with the API token (`/api/*` needs it), or without when `token` is nil.
     private func get(_ path: String, token: String? = TelemetryRoutesTests.token) throws -> HTTPClientResponse {
-        var result: Result<HTTPClientResponse, ConnectionError>?
+        var result: Result<HTTPClientResponse, HTTPError>?
         var headers = HTTPHeaders()
         if let token { headers.add("Authorization", "Bearer \(token)") }
         let request = try HTTPClientRequest(url: "http://127.0.0.1:\(try XCTUnwrap(agent.server).port)\(path)", headers: headers)

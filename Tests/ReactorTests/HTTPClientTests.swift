@@ -18,8 +18,8 @@ final class HTTPClientTests: XCTestCase {
         loop = nil
     }
 
-    private func fetch(_ request: HTTPClientRequest, timeout: TimeAmount = .seconds(20)) -> Result<HTTPClientResponse, ConnectionError>? {
-        var result: Result<HTTPClientResponse, ConnectionError>?
+    private func fetch(_ request: HTTPClientRequest, timeout: TimeAmount = .seconds(20)) -> Result<HTTPClientResponse, HTTPError>? {
+        var result: Result<HTTPClientResponse, HTTPError>?
         client.fetch(request, timeout: timeout) { result = $0 }
         loop.spin(until: { result != nil }, timeout: .seconds(30))
         return result
@@ -49,11 +49,11 @@ final class HTTPClientTests: XCTestCase {
         probe.close()
         let p = try PeerProcess(py, ["-m", "http.server", "--bind", "127.0.0.1", "--directory", dir.path, "\(port)"])
         defer { p.stop() }
-        var result: Result<HTTPClientResponse, ConnectionError>?
+        var result: Result<HTTPClientResponse, HTTPError>?
         // The server needs a moment to bind: retry refused connections for a few seconds.
         for _ in 0..<50 {
             result = fetch(try HTTPClientRequest(url: "http://127.0.0.1:\(port)/file.bin"))
-            if case .failure(.system(let e))? = result, e.errno == ECONNREFUSED { usleep(100_000); continue }
+            if case .failure(.connect(.refused))? = result { usleep(100_000); continue }
             break
         }
         guard case .success(let r)? = result else { return XCTFail("\(String(describing: result))") }
@@ -68,7 +68,7 @@ final class HTTPClientTests: XCTestCase {
         defer { p.stop() }
         var chunks: [[UInt8]] = []
         var head: HTTPResponseHead?
-        var done: Result<HTTPHeaders, ConnectionError>?
+        var done: Result<HTTPHeaders, HTTPError>?
         client.execute(try HTTPClientRequest(url: "http://127.0.0.1:\(port)/stream?n=50"), timeout: .seconds(20),
                        onHead: { head = $0 }, onBody: { chunks.append($0) }, onComplete: { done = $0 })
         XCTAssertTrue(loop.spin(until: { done != nil }))
@@ -92,7 +92,8 @@ final class HTTPClientTests: XCTestCase {
         guard let (p, port) = try startAiohttp() else { return }
         defer { p.stop() }
         let r = fetch(try HTTPClientRequest(url: "http://127.0.0.1:\(port)/slow"), timeout: .milliseconds(300))
-        guard case .failure(.timedOut)? = r else { return XCTFail("\(String(describing: r))") }
+        guard case .failure(.timedOut(phase: .waitingForResponse, let after))? = r else { return XCTFail("\(String(describing: r))") }
+        XCTAssertEqual(after, .milliseconds(300))
     }
 
     func testConnectRefused() throws {
@@ -100,8 +101,8 @@ final class HTTPClientTests: XCTestCase {
         let port = probe.port
         probe.close()
         let r = fetch(try HTTPClientRequest(url: "http://127.0.0.1:\(port)/"))
-        guard case .failure(.system(let e))? = r else { return XCTFail("\(String(describing: r))") }
-        XCTAssertEqual(e.errno, ECONNREFUSED)
+        guard case .failure(.connect(.refused(let target)))? = r else { return XCTFail("\(String(describing: r))") }
+        XCTAssertEqual(target, "127.0.0.1:\(port)")
         let bad = fetch(try HTTPClientRequest(url: "http://no-such-host.invalid:80/"))
         guard case .failure? = bad else { return XCTFail() }
     }
@@ -127,10 +128,10 @@ final class HTTPClientTests: XCTestCase {
         let proxy = try PeerProcess(tinyproxy, ["-d", "-c", conf.path])
         defer { proxy.stop() }
         client.proxies = try HTTPProxySettings.fromEnvironment(["HTTP_PROXY": "http://127.0.0.1:\(proxyPort)", "NO_PROXY": "example.com"])
-        var result: Result<HTTPClientResponse, ConnectionError>?
+        var result: Result<HTTPClientResponse, HTTPError>?
         for _ in 0..<50 {
             result = fetch(try HTTPClientRequest(url: "http://127.0.0.1:\(port)/hello"))
-            if case .failure(.system(let e))? = result, e.errno == ECONNREFUSED { usleep(100_000); continue }
+            if case .failure(.connect(.refused))? = result { usleep(100_000); continue }
             break
         }
         guard case .success(let r)? = result else { return XCTFail("\(String(describing: result)) \(proxy.stderr)") }

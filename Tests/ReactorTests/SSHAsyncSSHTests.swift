@@ -97,6 +97,6 @@ final class SSHAsyncSSHTests: XCTestCase {
         config.transport.expectedFingerprint = "r7LNBdVzSS2DaRPmLtRsZV5OtFFTZEpMmbQ3QiEFIbQ="
         let d2 = RecordingSSHDelegate()
         _ = try sshConnect(loop: loop, port: port, config: config, delegate: d2)
-        XCTAssertEqual(d2.error, .hostKey("host key fingerprint mismatch: got \(fingerprint), expected r7LNBdVzSS2DaRPmLtRsZV5OtFFTZEpMmbQ3QiEFIbQ="))
+        XCTAssertEqual(d2.error, .hostKeyMismatch(expected: "r7LNBdVzSS2DaRPmLtRsZV5OtFFTZEpMmbQ3QiEFIbQ=", got: fingerprint))
     }
 }

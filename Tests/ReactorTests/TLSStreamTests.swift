@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import Glibc
 import XCTest
@@ -113,11 +114,11 @@ final class TLSStreamTests: XCTestCase {
         // In TLS 1.3 the client finishes first; the server's refusal arrives as the first record.
         stream.write("GET / HTTP/1.0\r\n\r\n")
         XCTAssertTrue(loop.run(until: { recorder.closed }, timeout: .seconds(15)))
-        guard case .protocolViolation(let why)? = recorder.closeError else {
+        guard case .tls(.session(let peer, let why))? = recorder.closeError else {
             return XCTFail("expected a TLS error, got \(String(describing: recorder.closeError))")
         }
         XCTAssertTrue(why.contains("certificate required"), why)
-        XCTAssertTrue(why.contains("127.0.0.1:\(port)"), why)
+        XCTAssertEqual(peer, "127.0.0.1:\(port)")
     }
 
     // MARK: Verification failures name their reason
@@ -130,8 +131,8 @@ final class TLSStreamTests: XCTestCase {
         for config in [TLSConfiguration.client(), .client(additionalCAFile: pki.otherCA)] {
             let (_, recorder) = try connect(loop, to: server.address, serverName: "localhost", config)
             XCTAssertFalse(recorder.opened)
-            XCTAssertEqual(recorder.closeError, .protocolViolation(
-                "TLS handshake with \(server.address) failed: certificate verify failed: unable to get local issuer certificate"))
+            XCTAssertEqual(recorder.closeError, .tls(.verify(peer: "\(server.address)", TLSVerifyFailure(
+                code: X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, reason: "certificate verify failed: unable to get local issuer certificate"))))
         }
 
         let (stream, recorder) = try connect(loop, to: server.address, serverName: "localhost",
@@ -152,8 +153,8 @@ final class TLSStreamTests: XCTestCase {
         defer { server.close() }
         let (_, recorder) = try connect(loop, to: server.address, serverName: "foo.example", .client(additionalCAFile: pki.ca))
         XCTAssertFalse(recorder.opened)
-        XCTAssertEqual(recorder.closeError, .protocolViolation(
-            "TLS handshake with \(server.address) failed: certificate verify failed: hostname mismatch (expected foo.example)"))
+        XCTAssertEqual(recorder.closeError, .tls(.verify(peer: "\(server.address)", TLSVerifyFailure(
+            code: TLSVerifyFailure.hostnameMismatch, reason: "certificate verify failed: hostname mismatch (expected foo.example)"))))
         // The server hears our alert.
         XCTAssertTrue(loop.run(until: { !server.failures.isEmpty }, timeout: .seconds(15)))
         XCTAssertTrue("\(server.failures)".contains("bad certificate"), "\(server.failures)")
@@ -168,8 +169,8 @@ final class TLSStreamTests: XCTestCase {
         let server = try echoServer(loop, cert: pki.expiredCert, key: pki.expiredKey)
         defer { server.close() }
         let (_, recorder) = try connect(loop, to: server.address, serverName: "localhost", .client(additionalCAFile: pki.ca))
-        XCTAssertEqual(recorder.closeError, .protocolViolation(
-            "TLS handshake with \(server.address) failed: certificate verify failed: certificate has expired"))
+        XCTAssertEqual(recorder.closeError, .tls(.verify(peer: "\(server.address)", TLSVerifyFailure(
+            code: TLSVerifyFailure.certificateExpired, reason: "certificate verify failed: certificate has expired"))))
 
         let (stream, lax) = try connect(loop, to: server.address, serverName: "localhost", .client(insecureSkipVerify: true))
         XCTAssertTrue(lax.opened, "\(String(describing: lax.closeError))")
@@ -186,7 +187,7 @@ final class TLSStreamTests: XCTestCase {
                                   configuration: .client(additionalCAFile: pki.ca), timeout: .milliseconds(300),
                                   delegate: recorder)
         XCTAssertTrue(loop.run(until: { recorder.closed }, timeout: .seconds(15)))
-        XCTAssertEqual(recorder.closeError, .timedOut("TLS handshake with \(silent.address) after 300ms"))
+        XCTAssertEqual(recorder.closeError, .tls(.handshakeTimedOut(peer: "\(silent.address)", after: .milliseconds(300))))
     }
 
     // MARK: Bulk data and backpressure
@@ -341,10 +342,10 @@ extension TLSStreamTests {
         strict.minimumVersion = .tls13
         let (_, refused) = try connect(loop, to: localhost(port2), serverName: "localhost", strict)
         XCTAssertFalse(refused.opened)
-        guard case .protocolViolation(let why)? = refused.closeError else {
+        guard case .tls(.handshake(let peer, let why))? = refused.closeError else {
             return XCTFail("expected a TLS error, got \(String(describing: refused.closeError))")
         }
-        XCTAssertTrue(why.hasPrefix("TLS handshake with 127.0.0.1:\(port2) failed: "), why)
+        XCTAssertEqual(peer, "127.0.0.1:\(port2)")
         XCTAssertTrue(why.contains("protocol version"), why)
     }
 }
@@ -377,7 +378,7 @@ extension TLSStreamTests {
         _ = try TLSStream.connect(loop: loop, resolver: resolver, host: "other.test", port: server.address.port,
                                   context: TLSContext(.client(additionalCAFile: pki.ca)), delegate: wrong)
         XCTAssertTrue(loop.run(until: { wrong.closed }, timeout: .seconds(15)))
-        XCTAssertEqual(wrong.closeError, .protocolViolation(
-            "TLS handshake with other.test:\(server.address.port) failed: certificate verify failed: hostname mismatch (expected other.test)"))
+        XCTAssertEqual(wrong.closeError, .tls(.verify(peer: "other.test:\(server.address.port)", TLSVerifyFailure(
+            code: TLSVerifyFailure.hostnameMismatch, reason: "certificate verify failed: hostname mismatch (expected other.test)"))))
     }
 }

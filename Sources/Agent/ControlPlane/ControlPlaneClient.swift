@@ -25,11 +25,14 @@ public final class ControlPlaneClient {
 
     public private(set) var state: AgentState
     public private(set) var isRegistered = false
-    public private(set) var lastRegistrationError: String?
+    public private(set) var lastRegistrationFailure: ControlPlaneError?
     public private(set) var consecutiveHeartbeatFailures = 0
-    public private(set) var lastHeartbeatError: String?
+    public private(set) var lastHeartbeatFailure: ControlPlaneError?
     public private(set) var heartbeatsSent = 0
-    public private(set) var lastPollError: String?
+    public private(set) var lastPollFailure: ControlPlaneError?
+    public var lastRegistrationError: String? { lastRegistrationFailure?.description }
+    public var lastHeartbeatError: String? { lastHeartbeatFailure?.description }
+    public var lastPollError: String? { lastPollFailure?.description }
     public private(set) var pollInterval: TimeAmount
     public private(set) var registrationInfo: [String: String] = [:]
     /// "fresh" or "resume": how the last registration attempt went in.
@@ -116,7 +119,7 @@ public final class ControlPlaneClient {
         let body = registerBody(resume: resume).json.bytes
         logger.info("registering with the control plane", metadata: ["mode": "\(resume ? "resume" : "fresh")",
                                                                     "agent_id": "\(state.agentID)", "api_url": "\(URLUserinfo.redacted(config.pipeops.apiURL))"])
-        let request = ControlPlaneRequest(method: "POST", path: "/api/v1/clusters/agent/register", body: body,
+        let request = ControlPlaneRequest(call: "register", method: "POST", path: "/api/v1/clusters/agent/register", body: body,
                                           timeout: config.pipeops.timeouts.register)
         transport.send(request, token: token) { [weak self] result in
             guard let self, !self.stopped else { return }
@@ -125,10 +128,10 @@ public final class ControlPlaneClient {
         }
     }
 
-    private func handleRegister(_ result: Result<ControlPlaneResponse, ControlPlaneCallError>, resume: Bool) {
+    private func handleRegister(_ result: Result<ControlPlaneResponse, ControlPlaneError>, resume: Bool) {
         switch result {
         case .failure(let e):
-            retryRegister(resume: resume, reason: "register: \(e)")
+            retryRegister(resume: resume, reason: e)
         case .success(let r):
             switch r.status {
             case 200, 201, 409:
@@ -140,26 +143,26 @@ public final class ControlPlaneClient {
                 let clusterID = decoded?.clusterID ?? (r.status == 409 ? state.clusterID : nil)
                 guard let clusterID, !clusterID.isEmpty else {
                     let why = decodeError
-                    retryRegister(resume: resume, reason: "register: HTTP \(r.status) but \(why)")
+                    retryRegister(resume: resume, reason: .decode(call: "register", "HTTP \(r.status) but \(why)"))
                     return
                 }
                 registered(clusterID: clusterID, response: decoded, status: r.status)
             case 401, 403:
                 logger.error("the control plane rejected the agent's token; check pipeops.token / PIPEOPS_TOKEN",
                              metadata: ["status": "\(r.status)", "token": "Bearer ***"])
-                retryRegister(resume: resume, reason: "register: HTTP \(r.status): token rejected")
+                retryRegister(resume: resume, reason: .status(r.status, message: "token rejected", call: "register"))
             case 404 where resume:
                 logger.warning("the control plane does not know cluster \(state.clusterID ?? "-"); registering fresh")
                 state.clusterID = nil
                 register(resume: false)
             default:
-                retryRegister(resume: resume, reason: "register: HTTP \(r.status): \(snippet(r.body))")
+                retryRegister(resume: resume, reason: .status(r.status, body: r.body, call: "register"))
             }
         }
     }
 
-    private func retryRegister(resume: Bool, reason: String) {
-        lastRegistrationError = reason
+    private func retryRegister(resume: Bool, reason: ControlPlaneError) {
+        lastRegistrationFailure = reason
         let delay = registerBackoff.next()
         logger.warning("registration failed; retrying", metadata: ["error": "\(reason)", "retry_in": "\(delay)",
                                                                    "attempt": "\(registerBackoff.attempt)"])
@@ -169,7 +172,7 @@ public final class ControlPlaneClient {
     private func registered(clusterID: String, response: RegisterResponse?, status: Int) {
         registerBackoff.reset()
         isRegistered = true
-        lastRegistrationError = nil
+        lastRegistrationFailure = nil
         state.clusterID = clusterID
         if let rotated = response?.rotatedToken, rotated != state.clusterToken {
             state.clusterToken = rotated
@@ -202,7 +205,7 @@ public final class ControlPlaneClient {
                             forwards: report.forwards.map { .init(name: $0.name, remotePort: $0.stats.remotePort,
                                                                    activeConnections: $0.stats.activeConnections,
                                                                    bytesIn: $0.stats.bytesIn, bytesOut: $0.stats.bytesOut) }))
-        let request = ControlPlaneRequest(method: "POST", path: "/api/v1/clusters/agent/\(clusterID)/heartbeat",
+        let request = ControlPlaneRequest(call: "heartbeat", method: "POST", path: "/api/v1/clusters/agent/\(clusterID)/heartbeat",
                                           body: body.json.bytes, timeout: config.pipeops.timeouts.heartbeat)
         heartbeatsSent += 1
         transport.send(request, token: token) { [weak self] result in
@@ -211,26 +214,26 @@ public final class ControlPlaneClient {
         }
     }
 
-    private func handleHeartbeat(_ result: Result<ControlPlaneResponse, ControlPlaneCallError>) {
-        var reason: String?
+    private func handleHeartbeat(_ result: Result<ControlPlaneResponse, ControlPlaneError>) {
+        var reason: ControlPlaneError?
         switch result {
         case .failure(let e):
-            reason = "heartbeat: \(e)"
+            reason = e
         case .success(let r) where r.status == 200 || r.status == 204:
             if consecutiveHeartbeatFailures > 0 { logger.info("heartbeat recovered") }
             consecutiveHeartbeatFailures = 0
-            lastHeartbeatError = nil
+            lastHeartbeatFailure = nil
         case .success(let r) where [401, 403, 404].contains(r.status):
             logger.warning("heartbeat refused; registering again", metadata: ["status": "\(r.status)"])
-            lastHeartbeatError = "heartbeat: HTTP \(r.status)"
+            lastHeartbeatFailure = .status(r.status, message: "", call: "heartbeat")
             register(resume: true)
             return
         case .success(let r):
-            reason = "heartbeat: HTTP \(r.status): \(snippet(r.body))"
+            reason = .status(r.status, body: r.body, call: "heartbeat")
         }
         if let reason {
             consecutiveHeartbeatFailures += 1
-            lastHeartbeatError = reason
+            lastHeartbeatFailure = reason
             logger.warning("heartbeat failed", metadata: ["error": "\(reason)", "in_a_row": "\(consecutiveHeartbeatFailures)"])
         }
         schedule("heartbeat", in: config.agent.heartbeatInterval) { [weak self] in self?.heartbeat() }
@@ -240,7 +243,7 @@ public final class ControlPlaneClient {
 
     private func poll() {
         guard !stopped else { return }
-        let request = ControlPlaneRequest(method: "GET", path: "/api/agents/\(state.agentID)/tunnel/status", body: nil,
+        let request = ControlPlaneRequest(call: "tunnel status", method: "GET", path: "/api/agents/\(state.agentID)/tunnel/status", body: nil,
                                           timeout: config.pipeops.timeouts.poll)
         transport.send(request, token: token) { [weak self] result in
             guard let self, !self.stopped else { return }
@@ -249,19 +252,19 @@ public final class ControlPlaneClient {
         }
     }
 
-    private func handlePoll(_ result: Result<ControlPlaneResponse, ControlPlaneCallError>) {
+    private func handlePoll(_ result: Result<ControlPlaneResponse, ControlPlaneError>) {
         switch result {
         case .failure(let e):
-            lastPollError = "tunnel status: \(e)"
+            lastPollFailure = e
             logger.warning("tunnel status poll failed", metadata: ["error": "\(e)"])
         case .success(let r) where r.status == 404 || (r.status == 200 && r.body.allSatisfy { $0 == 0x20 || $0 == 0x0a || $0 == 0x0d }):
-            lastPollError = nil
+            lastPollFailure = nil
             logger.debug("no tunnel requested yet", metadata: ["status": "\(r.status)"])
             onDirective?(.idle)
         case .success(let r) where r.status == 200:
             do {
                 let status = try TunnelStatusResponse(json: try JSONParser.parse(r.body))
-                lastPollError = nil
+                lastPollFailure = nil
                 if let f = status.pollFrequency, f > 0, f.isFinite {
                     let next = TimeAmount.fractionalSeconds(min(f, 3600))
                     if next != pollInterval {
@@ -275,11 +278,11 @@ public final class ControlPlaneClient {
                 }
                 onDirective?(directive)
             } catch {
-                lastPollError = "tunnel status: malformed JSON (\(r.body.count) bytes): \(error)"
+                lastPollFailure = .decode(call: "tunnel status", "malformed JSON (\(r.body.count) bytes): \(error)")
                 logger.warning("tunnel status response is not valid JSON", metadata: ["bytes": "\(r.body.count)", "error": "\(error)"])
             }
         case .success(let r):
-            lastPollError = "tunnel status: HTTP \(r.status): \(snippet(r.body))"
+            lastPollFailure = .status(r.status, body: r.body, call: "tunnel status")
             logger.warning("tunnel status poll failed", metadata: ["status": "\(r.status)"])
         }
     }

@@ -2,6 +2,8 @@ import Reactor
 
 /// One call to the control plane, relative to `pipeops.api_url`.
 public struct ControlPlaneRequest: Sendable, Equatable {
+    /// What the call is for, naming it in errors: "register", "heartbeat", "tunnel status".
+    public var call: String
     public var method: String
     public var path: String
     public var body: [UInt8]?
@@ -19,13 +21,7 @@ public struct ControlPlaneResponse: Sendable, Equatable {
 /// tests may drive the client with any implementation.
 public protocol ControlPlaneTransport: AnyObject {
     func send(_ request: ControlPlaneRequest, token: String,
-              completion: @escaping (Result<ControlPlaneResponse, ControlPlaneCallError>) -> Void)
-}
-
-public struct ControlPlaneCallError: Error, Sendable, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+              completion: @escaping (Result<ControlPlaneResponse, ControlPlaneError>) -> Void)
 }
 
 /// Joins a base URL and a path with exactly one `/`, keeping any base path.

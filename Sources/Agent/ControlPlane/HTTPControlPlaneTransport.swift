@@ -13,7 +13,7 @@ final class HTTPControlPlaneTransport: ControlPlaneTransport {
     }
 
     func send(_ request: ControlPlaneRequest, token: String,
-              completion: @escaping (Result<ControlPlaneResponse, ControlPlaneCallError>) -> Void) {
+              completion: @escaping (Result<ControlPlaneResponse, ControlPlaneError>) -> Void) {
         var headers = HTTPHeaders()
         headers.add("Authorization", "Bearer \(token)")
         headers.add("User-Agent", "pipeops-agent/\(AgentVersion.version)")
@@ -22,13 +22,13 @@ final class HTTPControlPlaneTransport: ControlPlaneTransport {
         let url = joinURL(baseURL, request.path)
         let http: HTTPClientRequest
         do { http = try HTTPClientRequest(method: request.method, url: url, headers: headers, body: request.body ?? []) } catch {
-            completion(.failure(ControlPlaneCallError("bad control-plane URL \(URLUserinfo.redacted(url)): \(error)")))
+            completion(.failure(.badURL(call: request.call, "bad control-plane URL \(URLUserinfo.redacted(url)): \(error)")))
             return
         }
         client.fetch(http, timeout: request.timeout, maxBodyBytes: Self.maxBodyBytes) { result in
             switch result {
             case .success(let r): completion(.success(ControlPlaneResponse(status: r.status, body: r.body)))
-            case .failure(let e): completion(.failure(ControlPlaneCallError("\(request.method) \(request.path): \(e)")))
+            case .failure(let e): completion(.failure(.http(call: request.call, e)))
             }
         }
     }

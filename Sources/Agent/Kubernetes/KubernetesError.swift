@@ -41,7 +41,7 @@ public struct KubernetesError: Error, Sendable, Equatable, CustomStringConvertib
         }
     }
 
-    static func transport(_ error: ConnectionError, _ what: String) -> KubernetesError {
+    static func transport(_ error: HTTPError, _ what: String) -> KubernetesError {
         KubernetesError(kind: .transport, message: "\(what): \(error)")
     }
 

@@ -197,13 +197,8 @@ final class ConnectivityChecker {
     /// "cannot resolve 'x': no such name (NXDOMAIN)", "… no answer from DNS server 10.0.0.10:53 within 5s".
     static func describe(_ e: ResolveError) -> String { e.description }
 
-    static func describe(_ e: ConnectionError) -> String {
-        switch e {
-        case .system(let s): return s.description                 // "connect to …: ECONNREFUSED (Connection refused)"
-        case .timedOut(let what): return "timed out: \(what)"
-        case .protocolViolation(let why), .closedLocally(let why): return why   // TLS: "… certificate has expired"
-        }
-    }
+    /// The whole cause chain: "connect to 10.0.0.5:443: ECONNREFUSED (Connection refused)".
+    static func describe(_ e: any Error) -> String { ErrorChain.render(e) }
 }
 
 /// A check in progress: finishes once (result, failure or deadline, whichever is first) and

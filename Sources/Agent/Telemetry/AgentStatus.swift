@@ -10,6 +10,7 @@ struct AgentStatus {
         var clusterID: String?
         var apiServer: String?
         var error: String?
+        var errorChain: [ErrorLink] = []
     }
 
     struct Forward {
@@ -24,6 +25,7 @@ struct AgentStatus {
         var sinceNanoseconds: UInt64?
         var reconnects: UInt64
         var lastError: String?
+        var lastErrorChain: [ErrorLink] = []
         var forwards: [Forward]
     }
 
@@ -44,7 +46,8 @@ struct AgentStatus {
 
     var checksJSON: JSONValue {
         .object(checks.sorted { $0.key < $1.key }.map { name, c in
-            JSONMember(name, .object(["ok": .bool(c.ok), "detail": .string(c.detail)]))
+            JSONMember(name, .object(["ok": .bool(c.ok), "detail": .string(c.detail),
+                                      "error_chain": c.errorChain.isEmpty ? nil : .array(c.errorChain.map(\.json))]))
         })
     }
 
@@ -67,6 +70,7 @@ struct AgentStatus {
             "cluster_id": registration.clusterID.map { .string($0) } ?? .null,
             "api_server": registration.apiServer.map { .string($0) } ?? .null,
             "error": registration.error.map { .string($0) },
+            "error_chain": registration.errorChain.isEmpty ? nil : .array(registration.errorChain.map(\.json)),
         ])
     }
 
@@ -77,6 +81,7 @@ struct AgentStatus {
             "since": tunnel.sinceNanoseconds.map { .string(Timestamp.rfc3339(nanoseconds: $0)) } ?? .null,
             "reconnects": .int(tunnel.reconnects),
             "last_error": tunnel.lastError.map { .string($0) } ?? .null,
+            "last_error_chain": .array(tunnel.lastErrorChain.map(\.json)),
             "forwards": .array(tunnel.forwards.map { f in
                 .object([
                     "name": .string(f.name), "local_addr": .string(f.localAddr), "remote_port": .int(f.stats.remotePort),
@@ -106,6 +111,14 @@ struct AgentStatus {
 struct ReadinessCheck {
     var ok: Bool
     var detail: String
+    /// The failure behind a check that is not ok, layer by layer (`error_chain` in the JSON).
+    var errorChain: [ErrorLink] = []
+
+    init(ok: Bool, detail: String, failure: (any Error)? = nil) {
+        self.ok = ok
+        self.detail = detail
+        errorChain = failure.map(ErrorChain.links) ?? []
+    }
 }
 
 /// The cluster as the agent sees it, for every surface. `available` is false until a

@@ -60,7 +60,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
             guard let self, !self.ended else { return }
             self.dialer = nil
             switch result {
-            case .failure(let err): self.end("cannot reach the tunnel server \(e): \(err)")
+            case .failure(let err): self.end(TunnelError("cannot reach the tunnel server \(e)", cause: err))
             case .success(let stream): self.upgrade(stream)
             }
         }
@@ -76,7 +76,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
             guard !self.ended else { if case .success(let ws) = result { ws.close(code: 1000) }; return }
             switch result {
             case .failure(let err):
-                self.end("\(err)")
+                self.end(TunnelError("tunnel server \(self.desired.endpoint)", cause: err))
             case .success(let ws):
                 let wsStream = WebSocketStream(ws)
                 self.webSocket = wsStream
@@ -111,7 +111,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
             guard let self, !self.ended else { return }
             // chisel's Go client: non-empty reply data is the error, whatever the flag says.
             if !reply.data.isEmpty {
-                self.end("tunnel server refused the config: \(String(decoding: reply.data, as: UTF8.self))")
+                self.end(TunnelError("tunnel server refused the config: \(String(decoding: reply.data, as: UTF8.self))"))
                 return
             }
             let latency = self.loop.now - sentAt
@@ -125,7 +125,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
                                      reply.data.isEmpty || reply.data == Array("pong".utf8) ? nil
                                          : "unexpected ping reply \(String(decoding: reply.data.prefix(64), as: UTF8.self))"
                                  },
-                                 onDead: { [weak self] why in self?.end(why) })
+                                 onDead: { [weak self] why in self?.end(TunnelError(why)) })
             self.keepalive = k
             k.start()
         }
@@ -146,7 +146,7 @@ final class ChiselSession: TunnelSessionBase, SSHConnectionDelegate {
     }
 
     func sshConnection(_ connection: SSHConnection, didDisconnectWith error: SSHError?) {
-        end(error.map { "tunnel SSH connection ended: \($0)" } ?? "tunnel SSH connection closed")
+        end(TunnelError(error == nil ? "tunnel SSH connection closed" : "tunnel SSH connection ended", cause: error))
     }
 
     // MARK: Ending

@@ -29,7 +29,7 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
         for f in desired.forwards {
             let local: (host: String, port: Int)
             do { local = try f.localHostPort() } catch {
-                end("\(error)")
+                end(TunnelError("forward \(f.name)", cause: error))
                 return
             }
             forwards.append(SSHForward(remoteAddress: f.remoteBind, remotePort: f.remotePort,
@@ -67,7 +67,7 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
                 return nil
             }
             if failures.count == results.count {
-                self.end("the SSH server refused every forward: \(failures.joined(separator: "; "))")
+                self.end(TunnelError("the SSH server refused every forward: \(failures.joined(separator: "; "))"))
                 return
             }
             for (i, r) in results.enumerated() {
@@ -78,7 +78,7 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
             // OpenSSH answers keepalive@openssh.com (with failure, which is fine): a reply means alive.
             let k = SSHKeepalive(loop: self.loop, connection: connection, request: "keepalive@openssh.com",
                                  interval: ChiselSession.keepaliveInterval, deadline: ChiselSession.keepaliveDeadline,
-                                 onDead: { [weak self] why in self?.end(why) })
+                                 onDead: { [weak self] why in self?.end(TunnelError(why)) })
             self.keepalive = k
             k.start()
         }
@@ -92,7 +92,7 @@ final class SSHTunnelSession: TunnelSessionBase, SSHConnectionDelegate {
     }
 
     func sshConnection(_ connection: SSHConnection, didDisconnectWith error: SSHError?) {
-        end(error.map { "SSH tunnel ended: \($0)" } ?? "SSH tunnel closed")
+        end(TunnelError(error == nil ? "SSH tunnel closed" : "SSH tunnel ended", cause: error))
     }
 
     override func teardown() {

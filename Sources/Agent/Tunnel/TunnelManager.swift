@@ -18,7 +18,9 @@ public final class TunnelManager {
 
     public private(set) var phase: Phase = .idle
     public private(set) var desired: DesiredTunnel?
-    public private(set) var lastError: String?
+    /// Why the tunnel last failed (a `TunnelError` with its causes, or the allocation's error).
+    public private(set) var lastFailure: (any Error)?
+    public var lastError: String? { lastFailure.map(ErrorChain.render) }
     public private(set) var reconnects: UInt64 = 0
     public private(set) var since = Deadline.now()
     /// Each forward's counts, kept across sessions; the sessions' bridges update them as bytes
@@ -101,7 +103,7 @@ public final class TunnelManager {
             let wanted: DesiredTunnel
             do { wanted = try desiredTunnel(from: response) } catch {
                 allocationError = "\(error)"
-                lastError = "\(error)"
+                lastFailure = error
                 logger.error("cannot use the tunnel allocation", metadata: ["error": "\(error)"])
                 return
             }
@@ -187,34 +189,34 @@ public final class TunnelManager {
     func sessionDidConnect(_ s: TunnelSession) {
         guard s === session else { return }
         connectedAt = loop.now
-        lastError = nil
+        lastFailure = nil
         lastActivity = loop.now
         setPhase(.connected, nil)
         armInactivityTimer()
     }
 
     /// The session ended (failed to connect or dropped). Retry unless we closed it on purpose.
-    func sessionDidEnd(_ s: TunnelSession, error: String) {
+    func sessionDidEnd(_ s: TunnelSession, error: TunnelError) {
         guard s === session else { return }
         session = nil
         inactivityTimer?.cancel()
         if let up = connectedAt, loop.now - up >= .seconds(30) { backoff.reset() }
         connectedAt = nil
-        lastError = error
+        lastFailure = error
         guard desired != nil else { setPhase(.idle, nil); return }
         let delay = backoff.next()
         reconnects &+= 1
         logger.warning("tunnel down; reconnecting", metadata: ["error": "\(error)", "retry_in": "\(delay)", "attempt": "\(backoff.attempt)"])
-        setPhase(.disconnected, error)
+        setPhase(.disconnected, error.description, failure: error)
         retryTimer = loop.schedule(in: delay) { [weak self] in self?.connect() }
     }
 
-    private func setPhase(_ p: Phase, _ detail: String?) {
+    private func setPhase(_ p: Phase, _ detail: String?, failure: (any Error)? = nil) {
         let previous = phase
         phase = p
         if p != previous {
             since = loop.now
-            onEvent?(.phase(p, previous: previous, detail: detail))
+            onEvent?(.phase(p, previous: previous, detail: detail, failure: failure))
         }
     }
 
@@ -283,7 +285,8 @@ public protocol TunnelSession: AnyObject {
 
 /// What the tunnel manager reports as it happens.
 enum TunnelEvent {
-    case phase(TunnelManager.Phase, previous: TunnelManager.Phase, detail: String?)
+    /// `failure`: the error behind a drop, for its cause chain.
+    case phase(TunnelManager.Phase, previous: TunnelManager.Phase, detail: String?, failure: (any Error)?)
     case forwardOpened(forward: String, remotePort: Int, active: Int)
     case forwardClosed(forward: String, traffic: ForwardTraffic, duration: TimeAmount, active: Int)
 }

@@ -38,7 +38,7 @@ class TunnelSessionBase: TunnelSession, ChannelBridgesObserver {
         bridges.closeAll()
     }
 
-    func end(_ reason: String) {
+    func end(_ reason: TunnelError) {
         guard !ended else { return }
         ended = true
         teardown()

@@ -44,14 +44,15 @@ public final class HTTPClient {
     public func execute(_ request: HTTPClientRequest, timeout: TimeAmount?, readIdleTimeout: TimeAmount? = nil,
                         onHead: @escaping (HTTPResponseHead) -> Void,
                         onBody: @escaping ([UInt8]) -> Void,
-                        onComplete: @escaping (Result<HTTPHeaders, ConnectionError>) -> Void) -> HTTPClientTask {
+                        onComplete: @escaping (Result<HTTPHeaders, HTTPError>) -> Void) -> HTTPClientTask {
         let task = HTTPClientTask(request: request, onHead: onHead, onBody: onBody, onComplete: onComplete)
         task.readIdleTimeout = readIdleTimeout ?? self.readIdleTimeout
         if let timeout {
             task.timer = loop.schedule(in: timeout) { [weak task] in
                 guard let task else { return }
                 let c = task.connection
-                task.complete(.failure(.timedOut("\(request.method) \(request.origin)\(request.target) after \(timeout)")))
+                let phase: HTTPError.Phase = c.map { $0.hasResponseHead ? .readingBody : .waitingForResponse } ?? .connecting
+                task.complete(.failure(.timedOut(phase: phase, after: timeout)))
                 c?.abandon(.timedOut("request deadline"))
             }
         }
@@ -62,7 +63,7 @@ public final class HTTPClient {
     /// The whole response, body collected up to `maxBodyBytes`.
     @discardableResult
     public func fetch(_ request: HTTPClientRequest, timeout: TimeAmount? = .seconds(30), maxBodyBytes: Int = 64 << 20,
-                      completion: @escaping (Result<HTTPClientResponse, ConnectionError>) -> Void) -> HTTPClientTask {
+                      completion: @escaping (Result<HTTPClientResponse, HTTPError>) -> Void) -> HTTPClientTask {
         var head: HTTPResponseHead?
         var body: [UInt8] = []
         var tooBig = false
@@ -74,7 +75,7 @@ public final class HTTPClient {
                 let t = taskRef
                 taskRef = nil
                 t?.cancel()
-                completion(.failure(.protocolViolation("response body exceeds \(maxBodyBytes) bytes")))
+                completion(.failure(.bodyTooLarge(limit: maxBodyBytes)))
                 return
             }
             body.append(contentsOf: chunk)
@@ -82,7 +83,7 @@ public final class HTTPClient {
             taskRef = nil
             switch result {
             case .success(let trailers):
-                guard let h = head else { completion(.failure(.protocolViolation("no response head"))); return }
+                guard let h = head else { completion(.failure(.malformedResponse("no response head"))); return }
                 completion(.success(HTTPClientResponse(head: h, body: body, trailers: trailers)))
             case .failure(let e):
                 completion(.failure(e))
@@ -124,7 +125,7 @@ public final class HTTPClient {
             var queue = (waiting[origin] ?? []).filter { !$0.isFinished }
             guard queue.count < maxWaitingPerOrigin else {
                 requestsRefused &+= 1
-                task.complete(.failure(.closedLocally("\(maxWaitingPerOrigin) requests already wait for a connection to \(origin)")))
+                task.complete(.failure(.tooManyWaiting(limit: maxWaitingPerOrigin, origin: origin)))
                 return
             }
             requestsQueued &+= 1
@@ -152,7 +153,7 @@ public final class HTTPClient {
             switch result {
             case .failure(let e):
                 self.connectionEnded(origin)
-                task.complete(.failure(e))
+                task.complete(.failure(HTTPError(e)))
             case .success(let stream):
                 self.connectionsOpened += 1
                 let c = HTTPClientConnection(client: self, origin: origin, stream: stream)

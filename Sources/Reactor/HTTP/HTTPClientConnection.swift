@@ -11,6 +11,8 @@ final class HTTPClientConnection: ByteStreamDelegate {
     private(set) var state: State = .idle
     private var task: HTTPClientTask?
     private var head: HTTPResponseHead?
+    /// The current request's response head has arrived (a deadline now passes in its body).
+    var hasResponseHead: Bool { head != nil }
     private var receivedBytes = false
     private(set) var requestsSent = 0
     private var idleTimer: LoopTimer?
@@ -64,9 +66,8 @@ final class HTTPClientConnection: ByteStreamDelegate {
         if t.readingPaused { lastRead = stream.loop.now }
         if stream.loop.now < lastRead + gap { armReadTimer(gap); return }
         task = nil
-        let error = ConnectionError.timedOut("no response data from \(origin) for \(gap)")
-        t.complete(.failure(error))
-        stream.close(error)
+        t.complete(.failure(.timedOut(phase: .silence, after: gap)))
+        stream.close(.timedOut("no response data from \(origin) for \(gap)"))
     }
 
     private func stopReadTimer() {
@@ -121,7 +122,7 @@ final class HTTPClientConnection: ByteStreamDelegate {
             client.retry(t)
             return
         }
-        t.complete(.failure(error ?? .protocolViolation("connection closed before the response was complete")))
+        t.complete(.failure(error.map(HTTPError.init) ?? .closedEarly))
     }
 
     private func process() {
@@ -129,7 +130,7 @@ final class HTTPClientConnection: ByteStreamDelegate {
             let event: HTTPParserEvent?
             do { event = try parser.next() } catch {
                 task = nil
-                t.complete(.failure(.protocolViolation("bad response from \(origin): \(error.message)")))
+                t.complete(.failure(.malformedResponse("from \(origin): \(error.message)")))
                 stream.close(.protocolViolation(error.message))
                 return
             }

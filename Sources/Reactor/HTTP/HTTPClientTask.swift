@@ -3,7 +3,7 @@ public final class HTTPClientTask {
     let request: HTTPClientRequest
     var onHead: ((HTTPResponseHead) -> Void)?
     var onBody: (([UInt8]) -> Void)?
-    var onComplete: ((Result<HTTPHeaders, ConnectionError>) -> Void)?
+    var onComplete: ((Result<HTTPHeaders, HTTPError>) -> Void)?
     var timer: LoopTimer?
     var dialer: StreamDialer?
     /// Set while dialling: the client counts the dial against the origin's cap.
@@ -17,7 +17,7 @@ public final class HTTPClientTask {
     private(set) var readingPaused = false
 
     init(request: HTTPClientRequest, onHead: @escaping (HTTPResponseHead) -> Void, onBody: @escaping ([UInt8]) -> Void,
-         onComplete: @escaping (Result<HTTPHeaders, ConnectionError>) -> Void) {
+         onComplete: @escaping (Result<HTTPHeaders, HTTPError>) -> Void) {
         self.request = request
         self.onHead = onHead
         self.onBody = onBody
@@ -46,7 +46,7 @@ public final class HTTPClientTask {
         c?.abandon(.closedLocally("request cancelled"))
     }
 
-    func complete(_ result: Result<HTTPHeaders, ConnectionError>) {
+    func complete(_ result: Result<HTTPHeaders, HTTPError>) {
         guard !isFinished else { return }
         let cb = onComplete
         clear()

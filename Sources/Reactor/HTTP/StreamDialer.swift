@@ -69,6 +69,8 @@ public final class StreamDialer: ByteStreamDelegate {
             stream = try connector.connectTCP(host, port, timeout, self)
         } catch let e as ConnectionError {
             failSoon(e)
+        } catch let e as ConnectError {
+            failSoon(.connect(e))
         } catch let e as SocketError {
             failSoon(.system(e))
         } catch {
@@ -143,8 +145,10 @@ public final class StreamDialer: ByteStreamDelegate {
             let tls = try startTLS(tcp, origin.host)
             stream = tls
             tls.delegate = self
+        } catch let e as ConnectionError {
+            fail(e)
         } catch {
-            fail(.closedLocally("TLS to \(origin): \(error)"))
+            fail(.tls(.setup(peer: origin.authority, reason: "\(error)")))
         }
     }
 

@@ -31,7 +31,7 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
         self.label = label
         self.deadline = Deadline.now() + timeout
         timer = loop.schedule(at: deadline) { [weak self] in
-            self?.finish(.timedOut("connect to \(host):\(port) after \(timeout)"))
+            self?.finish(.connect(.timedOut(target: "\(host):\(port)", after: timeout)))
         }
         resolver.resolve(host: host, port: port) { [weak self] result in
             guard let self, !self.closed else { return }
@@ -40,7 +40,7 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
                 self.candidates = addrs
                 self.tryNext()
             case .failure(let e):
-                self.finish(.protocolViolation("\(e)"))
+                self.finish(.connect(.resolve(target: "\(host):\(port)", UnderlyingError(e))))
             }
         }
     }
@@ -57,7 +57,7 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
     private func tryNext() {
         guard !closed else { return }
         guard !candidates.isEmpty else {
-            finish(lastError ?? .protocolViolation("no address for \(host)"))
+            finish(lastError ?? .connect(.noAddress(target: "\(host):\(port)")))
             return
         }
         let address = candidates.removeFirst()
@@ -67,7 +67,7 @@ public final class HostConnection: ByteStream, ByteStreamReadTarget {
             connection = c
             c.acknowledgesPromptly = acknowledgesPromptly
         } catch {
-            lastError = .system(error)
+            lastError = .connect(error)
             tryNext()
         }
     }

@@ -3,20 +3,36 @@ import Glibc
 import Logging
 
 /// Why a connection ended.
-public enum ConnectionError: Error, Sendable, CustomStringConvertible, Equatable {
-    case system(SocketError)            // a socket call failed (ECONNREFUSED, ECONNRESET, ...)
+public enum ConnectionError: ChainedError, Sendable, Equatable {
+    case connect(ConnectError)          // the connection could not be made (resolve, refused, timed out)
+    case tls(TLSError)                  // the TLS layer failed (handshake, certificate, record)
+    case system(SocketError)            // a socket call failed on an open connection (ECONNRESET, ...)
     case timedOut(String)               // which phase ran out of time
     case protocolViolation(String)      // the peer sent something we refuse
     case closedLocally(String)          // we chose to close, and why
 
-    public var description: String {
+    public var layer: String { "connection" }
+
+    /// Empty for `connect` and `tls`: their own error is the whole story.
+    public var message: String {
         switch self {
+        case .connect, .tls: return ""
         case .system(let e): return e.description
         case .timedOut(let what): return "timed out: \(what)"
         case .protocolViolation(let why): return "protocol error: \(why)"
         case .closedLocally(let why): return why
         }
     }
+
+    public var cause: (any Error)? {
+        switch self {
+        case .connect(let e): return e
+        case .tls(let e): return e
+        case .system, .timedOut, .protocolViolation, .closedLocally: return nil
+        }
+    }
+
+    public var description: String { chainDescription }
 }
 
 /// A non-blocking TCP stream on the loop: connect with a timeout, reads into the loop's shared
@@ -81,14 +97,15 @@ public final class TCPConnection: IOHandler, ByteStream {
     /// Starts connecting to `address`. The delegate hears `connectionDidConnect` or
     /// `didCloseWith` (refused, unreachable, timed out). Writes made before it connects are queued.
     public static func connect(loop: EventLoop, to address: SocketAddress, timeout: TimeAmount,
-                               delegate: ByteStreamDelegate, label: String = "") throws(SocketError) -> TCPConnection {
-        let fd = try Socket.makeTCP(family: address.family)
+                               delegate: ByteStreamDelegate, label: String = "") throws(ConnectError) -> TCPConnection {
+        let fd: Int32
+        do { fd = try Socket.makeTCP(family: address.family) } catch { throw .system(target: "\(address)", error) }
         var storage = address.storage
         let rc = shim_connect(fd, &storage, address.length)
         let err = rc == 0 ? 0 : shim_errno()
         if rc != 0 && err != EINPROGRESS {
             Glibc.close(fd)
-            throw SocketError(operation: "connect to \(address)", errno: err)
+            throw ConnectError(target: "\(address)", errno: err)
         }
         let conn = TCPConnection(loop: loop, connectingFD: fd, peer: address, delegate: delegate)
         conn.label = label
@@ -97,11 +114,11 @@ public final class TCPConnection: IOHandler, ByteStream {
             try loop.register(fd: fd, interest: .writable, handler: conn)
         } catch {
             Glibc.close(fd)
-            throw error
+            throw .system(target: "\(address)", error)
         }
         conn.logDebug("connecting")
         conn.connectTimer = loop.schedule(in: timeout) { [weak conn] in
-            conn?.close(.timedOut("connect to \(address) after \(timeout)"))
+            conn?.close(.connect(.timedOut(target: "\(address)", after: timeout)))
         }
         return conn
     }
@@ -281,7 +298,7 @@ public final class TCPConnection: IOHandler, ByteStream {
     private func finishConnect() {
         let err = shim_socket_error(fd)
         if err != 0 {
-            close(.system(SocketError(operation: "connect to \(peer.map { "\($0)" } ?? "?")", errno: err)))
+            close(.connect(ConnectError(target: peer.map { "\($0)" } ?? "?", errno: err)))
             return
         }
         connectTimer?.cancel()

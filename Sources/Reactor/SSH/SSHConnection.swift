@@ -84,7 +84,7 @@ public final class SSHConnection: ByteStreamReadTarget, InPlaceReader, SSHSessio
 
     /// Dials `address` over TCP and runs SSH on it.
     public static func connect(loop: EventLoop, to address: SocketAddress, config: SSHClientConfig,
-                               delegate: SSHConnectionDelegate?, timeout: TimeAmount = .seconds(10)) throws -> SSHConnection {
+                               delegate: SSHConnectionDelegate?, timeout: TimeAmount = .seconds(10)) throws(ConnectError) -> SSHConnection {
         let relay = OpenRelay()
         let tcp = try TCPConnection.connect(loop: loop, to: address, timeout: timeout, delegate: relay, label: "ssh")
         let conn = SSHConnection(loop: loop, stream: tcp, config: config, delegate: delegate)
@@ -219,9 +219,11 @@ public final class SSHConnection: ByteStreamReadTarget, InPlaceReader, SSHSessio
     }
 
     private func fail(_ error: Error) {
-        let e = error as? SSHError ?? .crypto("\(error)")
+        let e = SSHError.from(error)
         guard state != .closed else { return }
-        if case .disconnected = e {} else if case .closed = e {} else {
+        switch e {
+        case .disconnected, .closed, .transport: break   // nobody left to tell
+        default:
             session.transport.sendDisconnect(reason: 2, text: "\(e)")
             flush()
         }
@@ -300,7 +302,7 @@ public final class SSHConnection: ByteStreamReadTarget, InPlaceReader, SSHSessio
     }
 
     public func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
-        fail(SSHError.closed(error.map { "\($0)" } ?? "stream closed"))
+        fail(error.map(SSHError.transport) ?? .closed("stream closed"))
     }
 
     // SSHSessionOwner

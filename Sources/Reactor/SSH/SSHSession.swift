@@ -634,7 +634,7 @@ final class SSHSession: SSHTransportDelegate, SSHChannelHost {
             try step()
             owner?.sessionHasOutput(self)
         } catch {
-            owner?.session(self, failedWith: error as? SSHError ?? .crypto("\(error)"))
+            owner?.session(self, failedWith: .from(error))
         }
     }
 

@@ -336,7 +336,7 @@ final class SSHTransport {
             }
         } else {
             guard key.matches(fingerprint: config.expectedFingerprint) else {
-                throw SSHError.hostKey("host key fingerprint mismatch: got \(key.fingerprintSHA256Base64), expected \(config.expectedFingerprint)")
+                throw SSHError.hostKeyMismatch(expected: config.expectedFingerprint, got: key.fingerprintSHA256Base64)
             }
             if config.expectedFingerprint.isEmpty {
                 delegate?.transport(self, warning: "host key not checked (no fingerprint configured): \(key.keyType) \(key.fingerprintSHA256Base64)")

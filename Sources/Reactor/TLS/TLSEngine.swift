@@ -25,6 +25,8 @@ public final class TLSEngine {
     public private(set) var sentCloseNotify = false
     /// The first fatal error; the session is dead after it and every call repeats it.
     public private(set) var failure: String?
+    /// The X509 verify result (`X509_V_ERR_*`) when the failure was the certificate check.
+    public private(set) var failedVerifyResult: Int32?
     let context: TLSContext
     private let ssl: OpaquePointer
     private let readBIO: OpaquePointer   // ciphertext from the peer; owned by `ssl`
@@ -240,6 +242,7 @@ public final class TLSEngine {
         if code != 0 && ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED {
             let verdict = Int32(truncatingIfNeeded: SSL_get_verify_result(ssl))
             if verdict != X509_V_OK {
+                failedVerifyResult = verdict
                 text += ": " + String(cString: X509_verify_cert_error_string(Int(verdict)))
                 if verdict == X509_V_ERR_HOSTNAME_MISMATCH || verdict == X509_V_ERR_IP_ADDRESS_MISMATCH,
                    let name = serverName {

@@ -70,7 +70,7 @@ public final class TLSStream: ByteStream {
         if let timeout = handshakeTimeout {
             handshakeTimer = loop.schedule(in: timeout) { [weak self] in
                 guard let self, self.state == .handshaking else { return }
-                self.close(.timedOut("TLS handshake with \(self.peerDescription) after \(timeout)"))
+                self.close(.tls(.handshakeTimedOut(peer: self.peerDescription, after: timeout)))
             }
         }
         // Start on the next loop phase so no delegate call happens inside init.
@@ -89,7 +89,7 @@ public final class TLSStream: ByteStream {
         do {
             tcp = try TCPConnection.connect(loop: loop, to: address, timeout: timeout, delegate: placeholder, label: label)
         } catch {
-            throw .system(error)
+            throw .connect(error)
         }
         do {
             let tls = try TLSStream(lower: tcp, context: context, serverName: serverName ?? address.ip,
@@ -98,7 +98,7 @@ public final class TLSStream: ByteStream {
             return tls
         } catch {
             tcp.close(.closedLocally("TLS setup failed"))
-            throw .closedLocally("TLS to \(address): \(error)")
+            throw .tls(.setup(peer: "\(address)", reason: error.message))
         }
     }
 
@@ -116,7 +116,7 @@ public final class TLSStream: ByteStream {
             return tls
         } catch {
             connection.close(.closedLocally("TLS setup failed"))
-            throw .closedLocally("TLS to \(host):\(port): \(error)")
+            throw .tls(.setup(peer: "\(host):\(port)", reason: error.message))
         }
     }
 
@@ -125,7 +125,7 @@ public final class TLSStream: ByteStream {
                                configuration: TLSConfiguration, timeout: TimeAmount = .seconds(10),
                                delegate: ByteStreamDelegate, label: String = "") throws(ConnectionError) -> TLSStream {
         let context: TLSContext
-        do { context = try TLSContext(configuration) } catch { throw .closedLocally("TLS to \(address): \(error)") }
+        do { context = try TLSContext(configuration) } catch { throw .tls(.setup(peer: "\(address)", reason: "\(error)")) }
         return try connect(loop: loop, to: address, serverName: serverName, context: context,
                            timeout: timeout, delegate: delegate, label: label)
     }
@@ -140,7 +140,7 @@ public final class TLSStream: ByteStream {
             return try TLSStream(lower: tcp, context: context, handshakeTimeout: handshakeTimeout, delegate: delegate)
         } catch {
             tcp.close(.closedLocally("TLS setup failed"))
-            throw .closedLocally("TLS from \(peer.map { "\($0)" } ?? "?"): \(error)")
+            throw .tls(.setup(peer: peer.map { "\($0)" } ?? "?", reason: error.message))
         }
     }
 
@@ -217,7 +217,9 @@ public final class TLSStream: ByteStream {
             guard state == .handshaking else { return }
             handshakeCompleted()
         case .failed(let why):
-            close(.protocolViolation("TLS handshake with \(peerDescription) failed: \(why)"))
+            let error: TLSError = engine.failedVerifyResult.map { .verify(peer: peerDescription, TLSVerifyFailure(code: $0, reason: why)) }
+                ?? .handshake(peer: peerDescription, reason: why)
+            close(.tls(error))
         }
     }
 
@@ -254,7 +256,7 @@ public final class TLSStream: ByteStream {
         while offset < bytes.count, state == .open {
             let end = min(offset + Self.writeChunk, bytes.count)
             if let why = engine.write(UnsafeRawBufferPointer(rebasing: bytes[offset..<end])) {
-                close(.protocolViolation("TLS with \(peerDescription): \(why)"))
+                close(.tls(.session(peer: peerDescription, reason: why)))
                 return
             }
             flushCiphertext()
@@ -311,7 +313,7 @@ public final class TLSStream: ByteStream {
                 if !readingPaused { peerFinishedSending(cleanly: true) }
                 return
             case .failed(let why):
-                close(.protocolViolation("TLS with \(peerDescription): \(why)"))
+                close(.tls(.session(peer: peerDescription, reason: why)))
                 return
             }
         }
@@ -391,7 +393,7 @@ extension TLSStream: ByteStreamDelegate {
         case .closed:
             return
         case .handshaking:
-            close(.protocolViolation("TLS handshake with \(peerDescription) failed: connection closed by peer"))
+            close(.tls(.closedDuringHandshake(peer: peerDescription)))
         case .open:
             lowerReadEOF = true
             // Undelivered records go up first (after a resume, if paused); then the EOF.
@@ -407,7 +409,7 @@ extension TLSStream: ByteStreamDelegate {
     public func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
         guard state != .closed else { return }
         if state == .handshaking && error == nil {
-            finish(.protocolViolation("TLS handshake with \(peerDescription) failed: connection closed by peer"), lowerIsClosed: true)
+            finish(.tls(.closedDuringHandshake(peer: peerDescription)), lowerIsClosed: true)
         } else {
             finish(error, lowerIsClosed: true)
         }

@@ -12,14 +12,14 @@ public enum WebSocketClient {
         do {
             (origin, target) = try HTTPClientRequest.parseURL(url)
         } catch {
-            loop.deferred { completion(.failure(WebSocketHandshakeError(message: error.message, status: nil))) }
+            loop.deferred { completion(.failure(WebSocketHandshakeError(reason: error.message, status: nil))) }
             return
         }
         let start = loop.now
         StreamDialer.dial(loop: loop, origin: origin, connector: connector, proxies: proxies, timeout: timeout) { result in
             switch result {
             case .failure(let e):
-                completion(.failure(WebSocketHandshakeError(message: "\(e)", status: nil)))
+                completion(.failure(WebSocketHandshakeError(reason: "cannot reach \(origin)", status: nil, underlying: e)))
             case .success(let stream):
                 let left = timeout.nanoseconds - (loop.now - start).nanoseconds
                 WebSocketClientHandshake.start(stream: stream, host: origin.authority, path: target, subprotocols: subprotocols,

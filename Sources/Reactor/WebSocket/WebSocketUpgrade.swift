@@ -36,11 +36,19 @@ public enum WebSocketServerUpgrade {
     }
 }
 
-public struct WebSocketHandshakeError: Error, Sendable, CustomStringConvertible {
-    public let message: String
+public struct WebSocketHandshakeError: ChainedError, Sendable {
+    public let reason: String
     /// The HTTP status the server answered with, if it answered.
     public let status: Int?
-    public var description: String { status.map { "WebSocket handshake failed (HTTP \($0)): \(message)" } ?? "WebSocket handshake failed: \(message)" }
+    /// Why the stream under the handshake closed, when it did with an error.
+    public var underlying: ConnectionError?
+
+    public var layer: String { "websocket" }
+    public var message: String {
+        status.map { "WebSocket handshake failed (HTTP \($0)): \(reason)" } ?? "WebSocket handshake failed: \(reason)"
+    }
+    public var cause: (any Error)? { underlying }
+    public var description: String { chainDescription }
 }
 
 /// Client side: sends the upgrade request over an open stream and checks the 101.
@@ -116,7 +124,7 @@ public final class WebSocketClientHandshake: ByteStreamDelegate {
     }
 
     public func stream(_ stream: ByteStream, didCloseWith error: ConnectionError?) {
-        if completion != nil { fail("connection closed during the handshake: \(error.map { "\($0)" } ?? "orderly")", status: head?.status, error: nil) }
+        if completion != nil { fail("connection closed during the handshake", status: head?.status, error: nil, underlying: error) }
     }
 
     private func process() {
@@ -167,7 +175,7 @@ public final class WebSocketClientHandshake: ByteStreamDelegate {
         ws.start()
     }
 
-    private func fail(_ message: String, status: Int?, error: ConnectionError?) {
+    private func fail(_ message: String, status: Int?, error: ConnectionError?, underlying: ConnectionError? = nil) {
         timer?.cancel()
         timer = nil
         let cb = completion
@@ -175,6 +183,6 @@ public final class WebSocketClientHandshake: ByteStreamDelegate {
         selfRef = nil
         stream.delegate = nil
         stream.close(error ?? .protocolViolation(message))
-        cb?(.failure(WebSocketHandshakeError(message: message, status: status)))
+        cb?(.failure(WebSocketHandshakeError(reason: message, status: status, underlying: underlying)))
     }
 }
