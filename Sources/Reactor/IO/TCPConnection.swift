@@ -65,12 +65,12 @@ public final class TCPConnection: IOHandler, ByteStream {
     private var writeQueue = WriteQueue()
     private var readingPaused = false
     /// Out of epoll after a hangup that arrived while reading was paused (see handleIO).
-    private var parkedOnHangup = false
-    private var readEOF = false
-    private var shutdownPending = false
-    private var writeShut = false
+    /// Whether the peer's FIN has been read, or its hangup parked us out of epoll (see handleIO).
+    private enum ReceiveSide { case open, parkedOnHangup, eof }
+    private var receiveSide = ReceiveSide.open
+    private var readEOF: Bool { receiveSide == .eof }
+    private var sendSide = TCPSendSide.open
     private var connectTimer: LoopTimer?
-    private var closeAfterFlush = false
 
     // MARK: Creating
 
@@ -132,9 +132,9 @@ public final class TCPConnection: IOHandler, ByteStream {
 
     public func resumeReading() {
         readingPaused = false
-        if parkedOnHangup {
+        if receiveSide == .parkedOnHangup {
             // Watched again (see handleIO); the unread input and the EOF are read now.
-            parkedOnHangup = false
+            receiveSide = .open
             do { try loop.register(fd: fd, interest: [], handler: self) } catch {
                 close(.system(SocketError(operation: "epoll_ctl", errno: shim_errno())))
                 return
@@ -148,7 +148,7 @@ public final class TCPConnection: IOHandler, ByteStream {
     // MARK: Writing
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
-        guard state != .closed, !writeShut, !shutdownPending, !closeAfterFlush, bytes.count > 0 else { return }
+        guard state != .closed, sendSide.acceptsWrites, bytes.count > 0 else { return }
         var offset = 0
         if state == .open && writeQueue.isEmpty {
             // Write now; arm EPOLLOUT only for what the socket did not take.
@@ -178,7 +178,7 @@ public final class TCPConnection: IOHandler, ByteStream {
     }
 
     public func write(vector parts: [UnsafeRawBufferPointer]) {
-        guard state != .closed, !writeShut, !shutdownPending, !closeAfterFlush else { return }
+        guard state != .closed, sendSide.acceptsWrites else { return }
         if parts.count == 1 { write(parts[0]); return }
         var total = 0
         for part in parts { total += part.count }
@@ -222,25 +222,27 @@ public final class TCPConnection: IOHandler, ByteStream {
 
     /// Half-close: sends FIN once the queued bytes are out; reading goes on.
     public func shutdownWrite() {
-        guard state != .closed, !writeShut else { return }
-        if state == .open && writeQueue.isEmpty {
-            doShutdownWrite()
-        } else {
-            shutdownPending = true
-        }
+        guard state != .closed else { return }
+        perform(sendSide.shutdown(canSendNow: state == .open && writeQueue.isEmpty))
     }
 
     /// Closes once everything queued has been written.
     public func closeWhenFlushed() {
         guard state != .closed else { return }
-        if state == .open && writeQueue.isEmpty { close(nil); return }
-        closeAfterFlush = true
+        perform(sendSide.closeWhenDrained(canCloseNow: state == .open && writeQueue.isEmpty))
         updateInterest()
     }
 
-    private func doShutdownWrite() {
-        shutdownPending = false
-        writeShut = true
+    /// Carries out what a send-side transition asks for.
+    private func perform(_ action: TCPSendSide.Action) {
+        switch action {
+        case .none: return
+        case .sendFIN: sendFIN()
+        case .close: close(nil)
+        }
+    }
+
+    private func sendFIN() {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
         logDebug("shutdown write")
         if readEOF { close() }
@@ -287,7 +289,7 @@ public final class TCPConnection: IOHandler, ByteStream {
             // whatever the interest mask, so the fd leaves epoll until reading resumes instead of
             // waking the loop on every turn.
             loop.deregister(fd: fd)
-            parkedOnHangup = true
+            receiveSide = .parkedOnHangup
             return
         }
         if events.contains(.readable) || events.contains(.hangup) {
@@ -330,12 +332,12 @@ public final class TCPConnection: IOHandler, ByteStream {
                 }
                 if n < buffer.count { return }
             } else if n == 0 {
-                readEOF = true
+                receiveSide = .eof
                 logDebug("peer shut down write")
                 updateInterest()
                 if let d = delegate { d.streamDidReadEOF(self) }
                 // Both directions are finished (or nobody listens): nothing is left to do.
-                if state == .open && (writeShut || delegate == nil) { close(nil) }
+                if state == .open && (sendSide.isFinSent || delegate == nil) { close(nil) }
                 return
             } else {
                 let e = shim_errno()
@@ -362,8 +364,8 @@ public final class TCPConnection: IOHandler, ByteStream {
             guard state == .open else { return }
         }
         if writeQueue.isEmpty {
-            if closeAfterFlush { close(); return }
-            if shutdownPending { doShutdownWrite() }
+            perform(sendSide.drained())
+            guard state == .open else { return }
         }
         updateInterest()
     }
