@@ -27,17 +27,20 @@ public final class TLSStream: ByteStream {
     public var label: String = ""
 
     private var keepAlive: TLSStream?
-    private var lowerOpen: Bool
-    private var handshakeStarted = false
+    /// Before `open`: the handshake starts once the lower stream is open (or bytes arrive).
+    private enum HandshakeProgress { case waitingForLower, lowerOpen, started }
+    private var handshakeProgress: HandshakeProgress
     private var handshakeTimer: LoopTimer?
     private var pendingPlaintext = ByteBuffer()   // written before the handshake completed
-    private var shutdownRequested = false         // shutdownWrite() before the handshake completed
-    private var writeShut = false
+    /// Our sending direction: close_notify asked for during the handshake goes out once it is done.
+    private enum SendSide { case open, closeNotifyOnceOpen, closeNotifySent }
+    private var sendSide = SendSide.open
     private var readingPaused = false
     private var delivering = false
     private var drainScheduled = false
-    private var lowerReadEOF = false
-    private var eofDelivered = false
+    /// The peer's direction: its ciphertext ended (records may still wait), then EOF went up.
+    private enum ReceiveSide { case open, lowerEnded, eofDelivered }
+    private var receiveSide = ReceiveSide.open
     private var ownBuffer: UnsafeMutableRawBufferPointer?
 
     /// Plaintext leaves in chunks this size; each chunk's ciphertext is handed on before the next.
@@ -57,11 +60,8 @@ public final class TLSStream: ByteStream {
         let host = lower as? HostConnection
         self.peerDescription = peerDescription ?? tcp?.peer.map { "\($0)" } ?? host.map { "\($0.host):\($0.port)" }
             ?? serverName ?? "peer"
-        if let host {
-            self.lowerOpen = host.connection?.state == .open
-        } else {
-            self.lowerOpen = tcp.map { $0.state == .open } ?? true
-        }
+        let lowerOpen = host.map { $0.connection?.state == .open } ?? tcp.map { $0.state == .open } ?? true
+        self.handshakeProgress = lowerOpen ? .lowerOpen : .waitingForLower
         if tcp?.state == .closed {
             throw TLSConfigurationError("TLS over \(self.peerDescription): the connection is already closed")
         }
@@ -155,7 +155,7 @@ public final class TLSStream: ByteStream {
     public var queuedBytes: Int { pendingPlaintext.readableBytes + lower.queuedBytes }
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count > 0, !writeShut, !shutdownRequested else { return }
+        guard bytes.count > 0, sendSide == .open else { return }
         switch state {
         case .closed: return
         case .handshaking: pendingPlaintext.append(bytes)
@@ -165,14 +165,14 @@ public final class TLSStream: ByteStream {
 
     /// Sends close_notify (after queued data) and half-closes the lower stream; reading goes on.
     public func shutdownWrite() {
-        guard state != .closed, !writeShut else { return }
-        if state == .handshaking { shutdownRequested = true; return }
-        writeShut = true
+        guard state != .closed, sendSide != .closeNotifySent else { return }
+        if state == .handshaking { sendSide = .closeNotifyOnceOpen; return }
+        sendSide = .closeNotifySent
         engine.closeNotify()
         flushCiphertext()
         guard state == .open else { return }
         lower.shutdownWrite()
-        if eofDelivered && state == .open { close() }
+        if receiveSide == .eofDelivered && state == .open { close() }
     }
 
     public func pauseReading() {
@@ -203,8 +203,8 @@ public final class TLSStream: ByteStream {
     // MARK: Handshake
 
     private func startHandshakeIfReady() {
-        guard state == .handshaking, lowerOpen, !handshakeStarted else { return }
-        handshakeStarted = true
+        guard state == .handshaking, handshakeProgress == .lowerOpen else { return }
+        handshakeProgress = .started
         advanceHandshake()
     }
 
@@ -241,8 +241,8 @@ public final class TLSStream: ByteStream {
             pending.withReadableBytes { encrypt($0) }
             guard state == .open else { return }
         }
-        if shutdownRequested {
-            shutdownRequested = false
+        if sendSide == .closeNotifyOnceOpen {
+            sendSide = .open
             shutdownWrite()
         }
         // Records that came with the peer's last handshake flight (0.5-RTT data, tickets).
@@ -285,7 +285,7 @@ public final class TLSStream: ByteStream {
         guard !delivering else { return }   // re-entered from a delegate: the outer loop goes on
         delivering = true
         defer { delivering = false }
-        while state == .open && !readingPaused && !eofDelivered {
+        while state == .open && !readingPaused && receiveSide != .eofDelivered {
             if engine.receivedCloseNotify {   // seen while paused
                 peerFinishedSending(cleanly: true)
                 return
@@ -307,7 +307,7 @@ public final class TLSStream: ByteStream {
             case .bytes:
                 continue   // the buffer filled up; more may be waiting
             case .needCiphertext:
-                if lowerReadEOF && !readingPaused { peerFinishedSending(cleanly: false) }
+                if receiveSide == .lowerEnded && !readingPaused { peerFinishedSending(cleanly: false) }
                 return
             case .closeNotify:
                 if !readingPaused { peerFinishedSending(cleanly: true) }
@@ -320,15 +320,15 @@ public final class TLSStream: ByteStream {
     }
 
     private func peerFinishedSending(cleanly: Bool) {
-        guard !eofDelivered, state == .open else { return }
-        eofDelivered = true
+        guard receiveSide != .eofDelivered, state == .open else { return }
+        receiveSide = .eofDelivered
         if !cleanly {
             // Common from HTTP servers; only a problem for protocols without their own framing.
             loop.logger.debug("tls peer closed without close_notify", metadata: ["peer": "\(peerDescription)"])
         }
         if let d = delegate { d.streamDidReadEOF(self) }
         // Both directions are finished (or nobody listens): nothing is left to do. (As TCPConnection.)
-        if state == .open && (writeShut || delegate == nil) { close() }
+        if state == .open && (sendSide == .closeNotifySent || delegate == nil) { close() }
     }
 
     // MARK: Closing
@@ -373,7 +373,7 @@ public final class TLSStream: ByteStream {
 
 extension TLSStream: ByteStreamDelegate {
     public func streamDidOpen(_ stream: ByteStream) {
-        lowerOpen = true
+        if handshakeProgress == .waitingForLower { handshakeProgress = .lowerOpen }
         startHandshakeIfReady()
     }
 
@@ -381,7 +381,7 @@ extension TLSStream: ByteStreamDelegate {
         guard state != .closed else { return }
         engine.receiveCiphertext(bytes)
         if state == .handshaking {
-            handshakeStarted = true
+            handshakeProgress = .started
             advanceHandshake()   // on completion this reads any records that came with it
         } else {
             readPlaintext()
@@ -395,7 +395,7 @@ extension TLSStream: ByteStreamDelegate {
         case .handshaking:
             close(.tls(.closedDuringHandshake(peer: peerDescription)))
         case .open:
-            lowerReadEOF = true
+            if receiveSide == .open { receiveSide = .lowerEnded }   // never back from eofDelivered
             // Undelivered records go up first (after a resume, if paused); then the EOF.
             if !readingPaused { readPlaintext() }
         }
