@@ -55,9 +55,9 @@ public final class SSHChannel: ByteStream {
     private var batchSpare: [UnsafeRawBufferPointer] = []
     private var batchBytes = 0
     private var paused = false
-    private var eofAfterFlush = false
-    private var closeAfterFlush = false
-    private(set) var sentEOF = false, sentClose = false, receivedEOF = false, receivedClose = false
+    private(set) var sendSide = SSHChannelSendSide.open
+    private(set) var receiveSide = SSHChannelReceiveSide.open
+    /// The delegate has heard the close (it hears nothing after).
     private var notifiedClose = false
     private var delivering = false
 
@@ -81,7 +81,7 @@ public final class SSHChannel: ByteStream {
     // MARK: ByteStream
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
-        guard !sentClose, !sentEOF, !eofAfterFlush, !closeAfterFlush, !notifiedClose, bytes.count > 0 else { return }
+        guard sendSide.acceptsData, !notifiedClose, bytes.count > 0 else { return }
         var offset = 0
         if pendingOut.isEmpty {
             offset = sendNow(bytes)
@@ -99,14 +99,14 @@ public final class SSHChannel: ByteStream {
     }
 
     public func shutdownWrite() {
-        guard !sentEOF, !sentClose, !notifiedClose else { return }
-        if pendingOut.isEmpty { sendEOF() } else { eofAfterFlush = true }
+        guard !notifiedClose else { return }
+        perform(sendSide.shutdown(drained: pendingOut.isEmpty))
     }
 
     /// Closes once queued data has gone out (no half-close in between).
     public func closeWhenFlushed() {
         guard !notifiedClose else { return }
-        if pendingOut.isEmpty { close(nil) } else { closeAfterFlush = true }
+        perform(sendSide.closeWhenDrained(drained: pendingOut.isEmpty))
     }
 
     public func close(_ reason: ConnectionError?) {
@@ -129,7 +129,7 @@ public final class SSHChannel: ByteStream {
     // MARK: From the connection
 
     func receiveData(_ bytes: UnsafeRawBufferPointer) throws {
-        guard !receivedEOF, !receivedClose else { throw SSHError.protocolError("channel \(localID): data after EOF/CLOSE") }
+        guard !receiveSide.isFinished else { throw SSHError.protocolError("channel \(localID): data after EOF/CLOSE") }
         guard bytes.count <= Int(localWindow) else {
             throw SSHError.protocolError("channel \(localID): peer sent \(bytes.count) bytes with only \(localWindow) bytes of window")
         }
@@ -164,7 +164,7 @@ public final class SSHChannel: ByteStream {
     }
 
     func receiveEOF() {
-        receivedEOF = true
+        if receiveSide == .open { receiveSide = .eofReceived }
         guard !notifiedClose else { return }
         if pendingIn.isEmpty && batch.isEmpty {
             if let d = delegate { d.streamDidReadEOF(self) } else { close(nil) }
@@ -172,13 +172,13 @@ public final class SSHChannel: ByteStream {
     }
 
     func receiveClose() {
-        receivedClose = true
         // What the peer sent before its CLOSE (in the same read, or held while paused) still
-        // goes to the delegate, as a TCP stream's data does before its end.
+        // goes to the delegate, as a TCP stream's data does before its end, and its EOF too.
         if !notifiedClose && !(batch.isEmpty && pendingIn.isEmpty) {
             paused = false
             deliverBatch()
         }
+        receiveSide = .closeReceived
         pendingOut.clear()
         sendCloseIfNeeded()
         finishIfDone()
@@ -186,20 +186,24 @@ public final class SSHChannel: ByteStream {
     }
 
     func connectionDidClose(_ error: ConnectionError?) {
-        sentClose = true
-        receivedClose = true
+        _ = sendSide.sendClose()   // nothing can go out any more
+        receiveSide = .closeReceived
         notifyClose(error ?? .closedLocally("ssh connection closed"))
     }
 
     /// Sends queued data as far as the window and the link allow.
     func flushPending() {
-        guard !pendingOut.isEmpty, !sentClose else { return }
+        guard !pendingOut.isEmpty, !sendSide.isCloseSent else { return }
         let taken = pendingOut.withReadableBytes { sendNow($0) }
         pendingOut.moveReaderIndex(by: taken)
         if pendingOut.isEmpty {
             pendingOut.releaseMemory()
-            if eofAfterFlush { sendEOF() }
-            if closeAfterFlush { close(nil); return }
+            while true {
+                let action = sendSide.drained()
+                if action == .none { break }
+                perform(action)
+                if action == .close { return }
+            }
         }
         if !isWritable && pendingOut.readableBytes <= lowWaterMark {
             isWritable = true
@@ -213,7 +217,7 @@ public final class SSHChannel: ByteStream {
     private func sendNow(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard let host else { return 0 }
         var offset = 0
-        while offset < bytes.count && remoteWindow > 0 && host.canSendChannelData && !sentClose {
+        while offset < bytes.count && remoteWindow > 0 && host.canSendChannelData && !sendSide.isCloseSent {
             let n = min(bytes.count - offset, remoteMaxPacket, Int(remoteWindow))
             let chunk = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
             let id = remoteID
@@ -281,7 +285,7 @@ public final class SSHChannel: ByteStream {
         }
         if pendingIn.isEmpty && batch.isEmpty {
             pendingIn.releaseMemory()
-            if receivedEOF && !notifiedClose {
+            if receiveSide == .eofReceived && !notifiedClose {
                 if let d = delegate { d.streamDidReadEOF(self) } else { close(nil) }
             }
         }
@@ -295,7 +299,7 @@ public final class SSHChannel: ByteStream {
         // 10,000 messages a second that sshd, the bottleneck of a forward, must read and
         // decrypt. With a 2 MiB window this sends one per 512 KiB.
         let step = min(initialWindow / 2, max(3 * maxPacketIn, initialWindow / 4))
-        guard !paused, !receivedEOF, !sentClose, host?.holdsWindowAdjusts != true, consumed >= step else { return }
+        guard !paused, !receiveSide.isFinished, !sendSide.isCloseSent, host?.holdsWindowAdjusts != true, consumed >= step else { return }
         let grant = consumed
         consumed = 0
         localWindow += grant
@@ -305,23 +309,29 @@ public final class SSHChannel: ByteStream {
         }
     }
 
+    /// Carries out what a send-side transition asks for.
+    private func perform(_ action: SSHChannelSendSide.Action) {
+        switch action {
+        case .none: return
+        case .sendEOF: sendEOF()
+        case .close: close(nil)
+        }
+    }
+
+    /// The EOF message; `sendSide` has already moved past it.
     private func sendEOF() {
-        eofAfterFlush = false
-        guard !sentEOF, !sentClose else { return }
-        sentEOF = true
         let id = remoteID
         host?.channelSend { out in out.sshByte(SSHMsg.channelEOF); out.sshUInt32(id) }
     }
 
     private func sendCloseIfNeeded() {
-        guard !sentClose else { return }
-        sentClose = true
+        guard sendSide.sendClose() else { return }
         let id = remoteID
         host?.channelSend { out in out.sshByte(SSHMsg.channelClose); out.sshUInt32(id) }
     }
 
     private func finishIfDone() {
-        if sentClose && receivedClose { host?.channelDidFinish(self) }
+        if sendSide.isCloseSent && receiveSide == .closeReceived { host?.channelDidFinish(self) }
     }
 
     private func notifyClose(_ reason: ConnectionError?) {
