@@ -96,43 +96,47 @@ final class ErrorChainTests: XCTestCase {
         XCTAssertEqual(recorder.closeError, .connect(.refused(target: "127.0.0.1:\(port)")))
     }
 
-    /// openssl s_server presenting an expired certificate: the X509 verify result comes up typed.
-    func testExpiredCertificateFromOpenSSLServerIsTLSVerifyExpired() throws {
+    /// Runs `body` with openssl s_server on 127.0.0.1:`port` presenting an expired certificate.
+    private func withExpiredCertificateServer(_ body: (TLSTestPKI, Int) throws -> Void) throws {
         let pki = try TLSTestPKI.make()
         defer { pki.remove() }
-        let loop = try makeLoop()
         let port = try freeLocalPort()
         let server = try OpenSSLPeer.server(port: port, workDir: pki.dir, ["-cert", pki.expiredCert, "-key", pki.expiredKey, "-www"])
         defer { server.stop() }
-        let recorder = StreamRecorder()
-        _ = try TLSStream.connect(loop: loop, to: loopback(port), serverName: "localhost",
-                                  context: TLSContext(.client(additionalCAFile: pki.ca)), timeout: .seconds(10), delegate: recorder)
-        XCTAssertTrue(loop.run(until: { recorder.closed }, timeout: .seconds(15)))
-        guard case .tls(.verify(let peer, let failure))? = recorder.closeError else {
-            return XCTFail("\(String(describing: recorder.closeError))")
+        try body(pki, port)
+    }
+
+    /// openssl s_server presenting an expired certificate: the X509 verify result comes up typed.
+    func testExpiredCertificateFromOpenSSLServerIsTLSVerifyExpired() throws {
+        try withExpiredCertificateServer { pki, port in
+            let loop = try makeLoop()
+            let recorder = StreamRecorder()
+            _ = try TLSStream.connect(loop: loop, to: loopback(port), serverName: "localhost",
+                                      context: TLSContext(.client(additionalCAFile: pki.ca)), timeout: .seconds(10), delegate: recorder)
+            XCTAssertTrue(loop.run(until: { recorder.closed }, timeout: .seconds(15)))
+            guard case .tls(.verify(let peer, let failure))? = recorder.closeError else {
+                return XCTFail("\(String(describing: recorder.closeError))")
+            }
+            XCTAssertEqual(peer, "127.0.0.1:\(port)")
+            XCTAssertTrue(failure.isExpired, "\(failure.code): \(failure.reason)")
+            XCTAssertEqual(failure.code, X509_V_ERR_CERT_HAS_EXPIRED)
         }
-        XCTAssertEqual(peer, "127.0.0.1:\(port)")
-        XCTAssertTrue(failure.isExpired, "\(failure.code): \(failure.reason)")
-        XCTAssertEqual(failure.code, X509_V_ERR_CERT_HAS_EXPIRED)
     }
 
     /// Through the HTTP client the TLS error stays typed: `.tls(.verify)`, not a string.
     func testHTTPSToAnExpiredCertificateIsHTTPErrorTLSVerify() throws {
-        let pki = try TLSTestPKI.make()
-        defer { pki.remove() }
-        let loop = try makeLoop()
-        let port = try freeLocalPort()
-        let server = try OpenSSLPeer.server(port: port, workDir: pki.dir, ["-cert", pki.expiredCert, "-key", pki.expiredKey, "-www"])
-        defer { server.stop() }
-        let context = try TLSContext(.client(additionalCAFile: pki.ca))
-        var connector = HTTPConnector.tcp(loop: loop)
-        connector.startTLS = { stream, name in try TLSStream(lower: stream, context: context, serverName: name, delegate: nil) }
-        let client = HTTPClient(loop: loop, connector: connector)
-        var result: Result<HTTPClientResponse, HTTPError>?
-        client.fetch(HTTPClientRequest(origin: HTTPOrigin(useTLS: true, host: "127.0.0.1", port: port)), timeout: .seconds(10)) { result = $0 }
-        XCTAssertTrue(loop.run(until: { result != nil }, timeout: .seconds(15)))
-        guard case .failure(.tls(.verify(_, let failure)))? = result else { return XCTFail("\(String(describing: result))") }
-        XCTAssertTrue(failure.isExpired, failure.reason)
+        try withExpiredCertificateServer { pki, port in
+            let loop = try makeLoop()
+            let context = try TLSContext(.client(additionalCAFile: pki.ca))
+            var connector = HTTPConnector.tcp(loop: loop)
+            connector.startTLS = { stream, name in try TLSStream(lower: stream, context: context, serverName: name, delegate: nil) }
+            let client = HTTPClient(loop: loop, connector: connector)
+            var result: Result<HTTPClientResponse, HTTPError>?
+            client.fetch(HTTPClientRequest(origin: HTTPOrigin(useTLS: true, host: "127.0.0.1", port: port)), timeout: .seconds(10)) { result = $0 }
+            XCTAssertTrue(loop.run(until: { result != nil }, timeout: .seconds(15)))
+            guard case .failure(.tls(.verify(_, let failure)))? = result else { return XCTFail("\(String(describing: result))") }
+            XCTAssertTrue(failure.isExpired, failure.reason)
+        }
     }
 
     /// SSH over a stream that could not connect: the connect error is the cause, not `.crypto`.
