@@ -102,19 +102,21 @@ public final class WebSocketConnection: ByteStreamReadTarget {
         writeFrame(opcode, payload, fin: fin)
     }
 
+    /// The next frame's mask key: `.some(nil)` for a server (no mask), nil when a client has no
+    /// random bytes left, in which case the stream has been ended: not even a close frame can go
+    /// out unmasked.
+    private func nextMaskKey() -> UInt32?? {
+        guard let masks else { return .some(nil) }
+        if let key = masks.next() { return .some(key) }
+        state = .closed
+        let error = ConnectionError.closedLocally("no random bytes for a WebSocket mask key")
+        report(error)
+        finish(error)
+        return nil
+    }
+
     private func writeFrame(_ opcode: WebSocketOpcode, _ payload: UnsafeRawBufferPointer, fin: Bool = true) {
-        var mask: UInt32?
-        if let masks {
-            guard let key = masks.next() else {
-                // Not even a close frame can go out unmasked: end the stream with the reason.
-                state = .closed
-                let error = ConnectionError.closedLocally("no random bytes for a WebSocket mask key")
-                report(error)
-                finish(error)
-                return
-            }
-            mask = key
-        }
+        guard let mask = nextMaskKey() else { return }
         WebSocketFrameEncoder.append(opcode: opcode, fin: fin, payload: payload, maskKey: mask, into: &out)
         out.withUnsafeBytes { stream.write($0) }
         out.removeAll(keepingCapacity: out.capacity <= 256 * 1024)
@@ -130,17 +132,9 @@ public final class WebSocketConnection: ByteStreamReadTarget {
         var offset = 0
         while offset < payload.count {
             let n = min(maxMessageBytes, payload.count - offset)
-            var key: UInt32?
-            if let masks {
-                guard let k = masks.next() else {
-                    state = .closed
-                    let error = ConnectionError.closedLocally("no random bytes for a WebSocket mask key")
-                    report(error)
-                    finish(error)
-                    return
-                }
-                key = k
-                WebSocketMask.apply(key: k, to: UnsafeMutableRawBufferPointer(rebasing: payload[offset..<offset + n]))
+            guard let key = nextMaskKey() else { return }
+            if let key {
+                WebSocketMask.apply(key: key, to: UnsafeMutableRawBufferPointer(rebasing: payload[offset..<offset + n]))
             }
             WebSocketFrameEncoder.appendHeader(opcode: .binary, fin: true, length: n, maskKey: key, into: &frameHeaders)
             headerEnds.append(frameHeaders.count)
