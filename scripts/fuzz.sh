@@ -35,7 +35,9 @@ JSON_CORE="$R/JSON/JSONValue.swift $R/JSON/JSONParser.swift $R/JSON/JSONWriter.s
 SSH_CORE="$R/IO/ByteBuffer.swift $R/Loop/TimeAmount.swift $R/Support/Base64.swift $R/Support/SecureRandom.swift
   $R/SSH/SSHWire.swift $R/SSH/SSHError.swift $R/SSH/SSHCrypto.swift $R/SSH/SSHPacketCipher.swift
   $R/IO/ReceiveBuffer.swift $R/SSH/SSHPacketCodec.swift $R/SSH/SSHAlgorithms.swift $R/SSH/SSHHostKey.swift
-  $R/SSH/SSHTransport.swift $R/SSH/SSHPrivateKey.swift $R/SSH/SSHServerHostKey.swift"
+  $R/SSH/SSHTransport.swift $R/SSH/SSHPrivateKey.swift $R/SSH/SSHServerHostKey.swift
+  $R/Support/ErrorChain.swift $R/IO/ConnectionError.swift $R/IO/ConnectError.swift $R/IO/SocketError.swift
+  $R/IO/DNS/ResolveError.swift $R/TLS/TLSError.swift $R/JSON/JSONValue.swift"
 # The config decoder and what it uses from Reactor (URLs, addresses, durations).
 CONFIG_CORE="$R/Loop/TimeAmount.swift $R/IO/SocketAddress.swift $R/HTTP/HTTPClientTypes.swift $R/HTTP/HTTPOrigin.swift
   $R/HTTP/HTTPHeaders.swift $R/Support/URLUserinfo.swift $A/Version.swift $(ls $A/Config/*.swift | grep -v ConfigUse)"

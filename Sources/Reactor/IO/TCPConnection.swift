@@ -2,39 +2,6 @@ import CShims
 import Glibc
 import Logging
 
-/// Why a connection ended.
-public enum ConnectionError: ChainedError, Sendable, Equatable {
-    case connect(ConnectError)          // the connection could not be made (resolve, refused, timed out)
-    case tls(TLSError)                  // the TLS layer failed (handshake, certificate, record)
-    case system(SocketError)            // a socket call failed on an open connection (ECONNRESET, ...)
-    case timedOut(String)               // which phase ran out of time
-    case protocolViolation(String)      // the peer sent something we refuse
-    case closedLocally(String)          // we chose to close, and why
-
-    public var layer: String { "connection" }
-
-    /// Empty for `connect` and `tls`: their own error is the whole story.
-    public var message: String {
-        switch self {
-        case .connect, .tls: return ""
-        case .system(let e): return e.description
-        case .timedOut(let what): return "timed out: \(what)"
-        case .protocolViolation(let why): return "protocol error: \(why)"
-        case .closedLocally(let why): return why
-        }
-    }
-
-    public var cause: (any Error)? {
-        switch self {
-        case .connect(let e): return e
-        case .tls(let e): return e
-        case .system, .timedOut, .protocolViolation, .closedLocally: return nil
-        }
-    }
-
-    public var description: String { chainDescription }
-}
-
 /// A non-blocking TCP stream on the loop: connect with a timeout, reads into the loop's shared
 /// buffer, writes tried at once and queued on EAGAIN (EPOLLOUT armed only then), water marks
 /// that tell the producer to pause and resume, half-close, and close with a reason.
