@@ -1,5 +1,5 @@
 // libFuzzer target for the SSH packet decoder and message parsers (transport, KEXINIT, host
-// keys, private key files). Build and run with fuzz/build-ssh-fuzz.sh (see its header).
+// keys, private key files). Built and run by scripts/fuzz.sh (`scripts/fuzz.sh 60 SSHPacketFuzz`).
 // The first input byte picks the parser; the rest is the input.
 
 @_cdecl("LLVMFuzzerTestOneInput")
