@@ -47,6 +47,17 @@ final class ConfigPrintTests: XCTestCase {
         XCTAssertEqual(ConfigPrinter.render(again), printed)
     }
 
+    /// Found by YAMLConfigFuzz: a value holding a literal `${` (written `$${` in the file) was
+    /// printed as `${`, which the reload took for an environment variable.
+    func testALiteralDollarBraceIsPrintedSoThatItLoadsBack() throws {
+        let (c, _) = try loadConfigYAML("agent:\n  cluster_name: \"a$${4 $${{} $$x\"\n")
+        XCTAssertEqual(c.agent.clusterName, "a${4 ${{} $$x")
+        let printed = ConfigPrinter.render(c)
+        let (again, _) = try ConfigLoader.load(yaml: printed, fileName: "printed.yaml", environment: ["HOME": "/home/fuzz"], overrides: [:])
+        XCTAssertEqual(again.agent.clusterName, c.agent.clusterName)
+        XCTAssertEqual(ConfigPrinter.render(again), printed)
+    }
+
     func testLayoutAndOrderAreStable() throws {
         var config = AgentConfig()
         config.agent.labels = ["zeta": "1", "alpha": "x \"quoted\"", "agent.pipeops.io/version": "v"]

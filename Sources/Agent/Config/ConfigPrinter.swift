@@ -80,10 +80,14 @@ public enum ConfigPrinter {
         return simple && first != "-" && first != "." ? key : quoted(key)
     }
 
-    /// A YAML double-quoted scalar.
+    /// A YAML double-quoted scalar. A `${` is written `$${`: values are read back through
+    /// environment expansion, which would otherwise take it for a variable.
     static func quoted(_ s: String) -> String {
         var out = "\""
+        var previous: Unicode.Scalar?
         for scalar in s.unicodeScalars {
+            defer { previous = scalar }
+            if scalar == "{" && previous == "$" { out += "${"; continue }
             switch scalar {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
