@@ -2,8 +2,9 @@
 # Builds and runs the libFuzzer targets in fuzz/ (ASan, leak detection on) against the sans-I/O
 # cores they test, one target at a time, at the lowest CPU priority.
 #
-#   scripts/fuzz.sh [SECONDS] [target ...]     each target for SECONDS (the smoke in `make test`)
+#   scripts/fuzz.sh [SECONDS] [target ...]     each target for SECONDS
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh         each target to that many executions (`make fuzz`)
+#   FUZZ_SEED=1 FUZZ_RUNS=5000 scripts/fuzz.sh the same inputs on every machine (the smoke in `make test`)
 #   FUZZ_MERGE=1 ...                           afterwards, minimise the committed corpus
 #                                              fuzz/corpus/<target> (-set_cover_merge=1, see below)
 #
@@ -132,6 +133,9 @@ for t in "${targets[@]}"; do
   log=$out/$t.log
   # The Swift runtime's backtracer reads the crashed process's memory, which ASan reports as an
   # overflow that hides the real failure: off, so a trap shows as the trap it is.
+  # FUZZ_SEED fixes libFuzzer's random choices: with FUZZ_RUNS, a run is the same on every machine
+  # (make test's smoke: it must not fail on whatever a faster machine happens to reach).
+  [ -n "${FUZZ_SEED:-}" ] && limit+=(-seed="$FUZZ_SEED")
   if (cd "$out" && SWIFT_BACKTRACE=enable=no nice -n 19 "./$t" "${limit[@]}" -max_len="$(max_len_for "$t")" -timeout="$timeout" \
         -detect_leaks=1 -print_final_stats=1 corpus >"$t.log" 2>&1); then
     result=ok
