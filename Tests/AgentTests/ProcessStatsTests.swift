@@ -86,8 +86,12 @@ final class ProcessStatsTests: XCTestCase {
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         ps.waitUntilExit()
         let elapsed = try XCTUnwrap(Double(text.trimmingCharacters(in: .whitespacesAndNewlines)), text)
-        let now = Date().timeIntervalSince1970
-        // etimes is whole seconds, truncated: the start lies within [now - elapsed - 1, now - elapsed + 1].
-        XCTAssertEqual(start, now - elapsed, accuracy: 2.0, "start \(start), ps says \(elapsed) s ago")
+        // ps counts from the kernel's uptime, we from its boot time (btime): compare on that basis,
+        // not against the wall clock, which on a VM drifts from btime by seconds since boot.
+        let uptime = try XCTUnwrap(Double(try String(contentsOfFile: "/proc/uptime", encoding: .utf8).split(separator: " ")[0]))
+        let btime = try XCTUnwrap(try String(contentsOfFile: "/proc/stat", encoding: .utf8).split(separator: "\n")
+            .first { $0.hasPrefix("btime ") }.flatMap { Double($0.dropFirst(6)) })
+        // etimes is whole seconds, truncated: the start lies within a second or so of this.
+        XCTAssertEqual(start, btime + uptime - elapsed, accuracy: 2.0, "start \(start), ps says \(elapsed) s ago")
     }
 }
