@@ -45,3 +45,10 @@ rps() { wrk -t1 -c"$1" -d"${DURATION:-3}s" "$2" | awk '/Requests\/sec/ {print $2
 # The median of the numbers on stdin (separated by blanks). This machine's speed drifts, so
 # harnesses let the servers they compare take turns and compare medians.
 med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# bench/relay-floor.c (the CPU floor the tunnel benches compare with), built once into
+# .build/bench; prints its path.
+build_relay_floor() {
+  mkdir -p .build/bench
+  [ .build/bench/relay-floor -nt bench/relay-floor.c ] || cc -O2 -Wall -o .build/bench/relay-floor bench/relay-floor.c -lcrypto
+  echo "$PWD/.build/bench/relay-floor"
+}

@@ -12,7 +12,13 @@
 #   BENCH_BACKENDS="epoll io_uring" the agent's loop backends, one column each (default both);
 #                                   each column also counts system calls per MB (strace -c)
 #   BENCH_SECONDS=N                 seconds per throughput measure (default 4)
+#
+# CPU per GB is also measured for bench/relay-floor.c between the same iperf3 ends: the least
+# a relay that encrypts each byte can spend on this machine. The agent's CPU rows are given as
+# ratios against it; its throughput, round trips and connections against direct loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PIPEOPS_AGENT_BIN=${PIPEOPS_AGENT_BIN:-$(swift build -c release --show-bin-path)/pipeops-agent}
+source bench/common.sh
+export PIPEOPS_AGENT_BIN=${PIPEOPS_AGENT_BIN:-$BIN/pipeops-agent}
+export BENCH_RELAY_FLOOR=${BENCH_RELAY_FLOOR:-$(build_relay_floor)}
 python3 bench/tunnel_bench.py

@@ -11,6 +11,11 @@ to bench/results/tunnel.md.
   BENCH_REFERENCE_CLIENT=/path/to/chisel   a chisel-compatible client measured the same way
   BENCH_SMOKE=1         one second per measure, 50 held connections, nothing appended
   BENCH_BACKENDS="epoll io_uring"   the agent's loop backends to measure, one column each
+  BENCH_RELAY_FLOOR=/path/to/relay-floor   bench/relay-floor.c built (bench/tunnel.sh does it):
+                        the CPU floor column, what the least possible relay that encrypts spends
+
+The ratio columns compare each agent with a baseline from the same run: direct loopback for
+throughput, round trips and connections; the relay floor for CPU seconds per GB.
 """
 
 import json
@@ -143,8 +148,9 @@ def measure(client_pid, server_pid, r_iperf, r_echo):
             out[name] = f"{rate / 1e6:.0f} MB/s"
             raw[name] = rate
             server_cpu = f", server {(cpu_seconds(server_pid) - s0) / gb:.2f}" if server_pid else ""
-            out[f"CPU s/GB, {streams} stream{'s' if streams > 1 else ''}, {label}"] = \
-                f"client {(cpu_seconds(client_pid) - c0) / gb:.2f}{server_cpu}"
+            cpu_key = f"CPU s/GB, {streams} stream{'s' if streams > 1 else ''}, {label}"
+            raw[cpu_key] = (cpu_seconds(client_pid) - c0) / gb
+            out[cpu_key] = f"client {raw[cpu_key]:.2f}{server_cpu}"
     for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
         out[f"system calls per MB, 1 stream, {label}"] = f"{syscalls_per_mb(client_pid, r_iperf, rev):.1f}"
     p50, p99 = pingpong(r_echo)
@@ -166,6 +172,38 @@ def direct(iperf_port, echo_port):
     text = {k: (f"{v / 1e6:.0f} MB/s" if k.startswith("throughput") else f"{v:.0f} µs" if "µs" in k or "round trip" in k else f"{v:.0f}")
             for k, v in raw.items()}
     return text, raw
+
+
+def listening_quietly(port):
+    """Something listens on 127.0.0.1:port (asked of the kernel: a probe connection through the
+    relay would reach iperf3, which takes it for a test)."""
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+    return bool(out.strip())
+
+
+def relay_floor(iperf_port):
+    """Throughput and CPU s/GB of bench/relay-floor.c between iperf3's ends: the floor for the
+    agent's CPU per byte on this machine (two loopback socket copies and AES-128-GCM, nothing
+    else). None when BENCH_RELAY_FLOOR is unset."""
+    path = os.environ.get("BENCH_RELAY_FLOOR", "")
+    if not path:
+        return None
+    port = free_port()
+    proc = subprocess.Popen([path, str(port), str(iperf_port)])
+    try:
+        wait_for(lambda: listening_quietly(port), 10, "the relay floor's port")
+        out, raw = {}, {}
+        for streams in (1, 16):
+            for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
+                name = f"throughput, {streams} stream{'s' if streams > 1 else ''}, {label}"
+                c0 = cpu_seconds(proc.pid)
+                rate, moved = iperf(port, streams, rev)
+                cpu_key = f"CPU s/GB, {streams} stream{'s' if streams > 1 else ''}, {label}"
+                raw[name], raw[cpu_key] = rate, (cpu_seconds(proc.pid) - c0) / (moved / 1e9)
+                out[name], out[cpu_key] = f"{rate / 1e6:.0f} MB/s", f"relay {raw[cpu_key]:.2f}"
+        return out, raw
+    finally:
+        terminate(proc)
 
 
 def main():
@@ -214,19 +252,25 @@ def main():
             time.sleep(0.5)
             columns["reference"] = measure(ref_proc.pid, server_pid, q_iperf, q_echo)
         direct_text, direct_raw = direct(ip, echo.port)
+        floor = relay_floor(ip)
+        if floor:
+            columns["relay floor (C: read, AES-128-GCM, write)"] = floor
+            direct_raw.update({k: v for k, v in floor[1].items() if k.startswith("CPU")})
         machine = subprocess.run(["bash", "-c", "source bench/common.sh >/dev/null 2>&1; machine_line"],
                                  capture_output=True, text=True).stdout.strip()
         names = list(columns)
         agents = [n for n in names if n.startswith("agent")]
         out = [f"\n## Tunnel through {server_name}{' (smoke run)' if SMOKE else ''}: {machine}\n",
-               "| measure | " + " | ".join(f"{n} through the tunnel" for n in names) + " | direct loopback | " +
-               " | ".join(f"{n} / direct" for n in agents) + " |",
+               "| measure | " + " | ".join(n if n.startswith("relay") else f"{n} through the tunnel" for n in names) + " | direct loopback | " +
+               " | ".join(f"{n} / baseline" for n in agents) + " |",
                "|---|" + "---|" * (len(names) + 1 + len(agents))]
         for key in columns[names[0]][0]:
             ratios = [f"{columns[n][1][key] / direct_raw[key]:.3f} x" if key in columns[n][1] and key in direct_raw else ""
                       for n in agents]
             cells = [columns[n][0].get(key, "") for n in names]
             out.append(f"| {key} | " + " | ".join(cells) + f" | {direct_text.get(key, '')} | " + " | ".join(ratios) + " |")
+        out.append("\nbaseline: direct loopback for throughput, round trips and connections; "
+                   "the relay floor's CPU s/GB for CPU" if floor else "\nbaseline: direct loopback")
         if not reference:
             out.append("\nreference client: skipped (set BENCH_REFERENCE_CLIENT=/path/to/chisel to compare one)")
         text = "\n".join(out) + "\n"
