@@ -2,16 +2,19 @@
 // that moves each byte from one loopback TCP socket to another and seals it with AES-128-GCM on
 // the way (OpenSSL's EVP, the same library and cipher as the agent). No framing, no event loop,
 // no buffering beyond one read: read up to 256 KiB, seal it in 32 KiB pieces (SSH's packet
-// size), write it all. The seal goes to a scratch buffer and the plaintext is forwarded, so the
-// programs at both ends (iperf3) still speak to each other; sealing in place costs the same.
+// size), write it on; a direction whose bytes wait is not read until they are written. The
+// seal goes to a scratch buffer and the plaintext is forwarded, so the programs at both ends
+// (iperf3) still speak to each other; sealing in place costs the same.
 //
 //   relay-floor LISTEN_PORT TARGET_PORT [seal=1]
 //
 // Listens on 127.0.0.1:LISTEN_PORT and pipes every connection, both ways, to
-// 127.0.0.1:TARGET_PORT, in one thread (poll over all pairs). The benches read its CPU seconds
-// from /proc, as they do the agent's. Built by bench/common.sh (build_relay_floor).
+// 127.0.0.1:TARGET_PORT, in one thread (poll over all pairs, non-blocking sockets). The benches
+// read its CPU seconds from /proc, as they do the agent's. Built by bench/common.sh (build_relay_floor).
+#define _GNU_SOURCE   // accept4
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -23,7 +26,16 @@
 
 enum { MAX_PAIRS = 64, READ_SIZE = 256 * 1024, PACKET = 32 * 1024 };
 
-static unsigned char buffer[READ_SIZE];
+// One direction of a pair: bytes read from `from` and not yet all written to `to`. While some
+// wait, `from` is not read (the relay's backpressure); the other direction goes on meanwhile.
+struct half {
+    int from, to;
+    unsigned char *buffer;
+    ssize_t offset, length;
+};
+
+static struct half halves[2 * MAX_PAIRS];
+static int pairs;
 static unsigned char sealed[PACKET + 16];
 static EVP_CIPHER_CTX *cipher;
 static unsigned char nonce[12];
@@ -38,15 +50,39 @@ static void seal(const unsigned char *p, int n) {
     for (int i = 11; i >= 0 && ++nonce[i] == 0; i--) {}
 }
 
-static int write_all(int fd, const unsigned char *p, ssize_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, (size_t)n);
+// Writes what `h` holds; -1 when the destination failed.
+static int drain(struct half *h) {
+    while (h->length > h->offset) {
+        ssize_t w = write(h->to, h->buffer + h->offset, (size_t)(h->length - h->offset));
         if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) return 0;
         if (w <= 0) return -1;
-        p += w;
-        n -= w;
+        h->offset += w;
     }
+    h->offset = h->length = 0;
     return 0;
+}
+
+// Reads once into `h` and writes it on; -1 at the end of the stream or on an error.
+static int pump(struct half *h, int sealing) {
+    ssize_t n = read(h->from, h->buffer, READ_SIZE);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
+    if (n <= 0) return -1;
+    if (sealing)
+        for (ssize_t at = 0; at < n; at += PACKET) seal(h->buffer + at, (int)(n - at < PACKET ? n - at : PACKET));
+    h->offset = 0;
+    h->length = n;
+    return drain(h);
+}
+
+static void close_pair(int pair) {
+    close(halves[2 * pair].from);
+    close(halves[2 * pair].to);
+    free(halves[2 * pair].buffer);
+    free(halves[2 * pair + 1].buffer);
+    pairs--;
+    halves[2 * pair] = halves[2 * pairs];
+    halves[2 * pair + 1] = halves[2 * pairs + 1];
 }
 
 int main(int argc, char **argv) {
@@ -69,50 +105,52 @@ int main(int argc, char **argv) {
         perror("relay-floor: listen");
         return 1;
     }
-    // fds[0] is the listener; then pairs: fds[2k+1] accepted, fds[2k+2] dialled.
+    // fds[0] is the listener, then two per pair: the accepted socket and the dialled one, each
+    // polled for reading while its outgoing half is empty and for writing while its incoming
+    // half waits.
     struct pollfd fds[1 + 2 * MAX_PAIRS];
-    int count = 1;
-    fds[0] = (struct pollfd){.fd = listener, .events = POLLIN};
     for (;;) {
-        if (poll(fds, (nfds_t)count, -1) < 0) {
+        fds[0] = (struct pollfd){.fd = listener, .events = POLLIN};
+        for (int k = 0; k < 2 * pairs; k++) {
+            struct half *out = &halves[k], *in = &halves[k ^ 1];
+            fds[1 + k] = (struct pollfd){.fd = out->from,
+                                         .events = (short)((out->length ? 0 : POLLIN) | (in->length ? POLLOUT : 0))};
+        }
+        if (poll(fds, (nfds_t)(1 + 2 * pairs), -1) < 0) {
             if (errno == EINTR) continue;
             perror("relay-floor: poll");
             return 1;
         }
-        for (int i = 1; i < count; i++) {
-            if (!fds[i].revents) continue;
-            fds[i].revents = 0;
-            int pair = (i - 1) / 2, other = i % 2 ? i + 1 : i - 1;
-            ssize_t n = read(fds[i].fd, buffer, READ_SIZE);
-            if (n < 0 && errno == EINTR) continue;
-            if (n > 0 && sealing)
-                for (ssize_t at = 0; at < n; at += PACKET) seal(buffer + at, (int)(n - at < PACKET ? n - at : PACKET));
-            if (n <= 0 || write_all(fds[other].fd, buffer, n) < 0) {
-                // Either side ending ends the pair: the last pair moves into its slots.
-                close(fds[1 + 2 * pair].fd);
-                close(fds[2 + 2 * pair].fd);
-                fds[1 + 2 * pair] = fds[count - 2];
-                fds[2 + 2 * pair] = fds[count - 1];
-                count -= 2;
-                i = 0;   // the slots changed: scan again (handled slots have no revents left)
+        for (int k = 2 * pairs - 1; k >= 0; k--) {   // backwards: closing a pair moves the last one here
+            short revents = fds[1 + k].revents;
+            if (!revents) continue;
+            struct half *out = &halves[k], *in = &halves[k ^ 1];
+            int failed = 0;
+            if (in->length && (revents & (POLLOUT | POLLERR | POLLHUP))) failed |= drain(in);
+            if (!failed && !out->length && (revents & (POLLIN | POLLERR | POLLHUP))) failed |= pump(out, sealing);
+            if (failed) {
+                int pair = k / 2;
+                fds[1 + 2 * pair].revents = fds[2 + 2 * pair].revents = 0;
+                close_pair(pair);
+                k = 2 * pair;   // the pair moved here came from the end: already handled this round
             }
         }
         if (fds[0].revents & POLLIN) {
-            int accepted = accept(listener, NULL, NULL);
+            int accepted = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
             if (accepted < 0) continue;
-            if (count + 2 > 1 + 2 * MAX_PAIRS) {
-                close(accepted);
-                continue;
-            }
             int dialled = socket(AF_INET, SOCK_STREAM, 0);
             address.sin_port = htons((unsigned short)target_port);
-            if (connect(dialled, (struct sockaddr *)&address, sizeof address)) {
+            // Dialled blocking (loopback: at once), then non-blocking like the accepted one.
+            if (pairs == MAX_PAIRS || connect(dialled, (struct sockaddr *)&address, sizeof address)) {
                 close(accepted);
                 close(dialled);
                 continue;
             }
-            fds[count++] = (struct pollfd){.fd = accepted, .events = POLLIN};
-            fds[count++] = (struct pollfd){.fd = dialled, .events = POLLIN};
+            fcntl(dialled, F_SETFL, O_NONBLOCK);
+            halves[2 * pairs] = (struct half){.from = accepted, .to = dialled, .buffer = malloc(READ_SIZE)};
+            halves[2 * pairs + 1] = (struct half){.from = dialled, .to = accepted, .buffer = malloc(READ_SIZE)};
+            if (!halves[2 * pairs].buffer || !halves[2 * pairs + 1].buffer) return 1;
+            pairs++;
         }
     }
 }

@@ -13,9 +13,10 @@
 #                                   each column also counts system calls per MB (strace -c)
 #   BENCH_SECONDS=N                 seconds per throughput measure (default 4)
 #
-# CPU per GB is also measured for bench/relay-floor.c between the same iperf3 ends: the least
-# a relay that encrypts each byte can spend on this machine. The agent's CPU rows are given as
-# ratios against it; its throughput, round trips and connections against direct loopback.
+# The floor is measured in the same run: two bench/relay-floor.c processes in series between the
+# same iperf3 ends, where the agent and the tunnel server sit (read, AES-128-GCM, write; nothing
+# else): the least CPU per byte and the most throughput an encrypting tunnel can have on this
+# machine. The table gives each agent against it and against direct loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh

@@ -12,10 +12,12 @@ to bench/results/tunnel.md.
   BENCH_SMOKE=1         one second per measure, 50 held connections, nothing appended
   BENCH_BACKENDS="epoll io_uring"   the agent's loop backends to measure, one column each
   BENCH_RELAY_FLOOR=/path/to/relay-floor   bench/relay-floor.c built (bench/tunnel.sh does it):
-                        the CPU floor column, what the least possible relay that encrypts spends
+                        the floor column, two of them in series where the agent and the server
+                        sit: the least CPU per byte and the most throughput an encrypting tunnel
+                        can have here
 
-The ratio columns compare each agent with a baseline from the same run: direct loopback for
-throughput, round trips and connections; the relay floor for CPU seconds per GB.
+Ratio columns, against baselines from the same run: each agent / direct loopback (throughput,
+round trips, connections) and each agent / the floor (throughput and CPU seconds per GB).
 """
 
 import json
@@ -182,28 +184,33 @@ def listening_quietly(port):
 
 
 def relay_floor(iperf_port):
-    """Throughput and CPU s/GB of bench/relay-floor.c between iperf3's ends: the floor for the
-    agent's CPU per byte on this machine (two loopback socket copies and AES-128-GCM, nothing
-    else). None when BENCH_RELAY_FLOOR is unset."""
+    """Two bench/relay-floor.c processes in series between iperf3's ends, as the agent and the
+    tunnel server sit: the least CPU per byte (two loopback socket copies and AES-128-GCM,
+    nothing else) and the most throughput an encrypting tunnel can have on this machine.
+    Throughput and the first relay's CPU s/GB; None when BENCH_RELAY_FLOOR is unset."""
     path = os.environ.get("BENCH_RELAY_FLOOR", "")
     if not path:
         return None
-    port = free_port()
-    proc = subprocess.Popen([path, str(port), str(iperf_port)])
+    first, second = free_port(), free_port()
+    server_side = subprocess.Popen([path, str(second), str(iperf_port)])
+    client_side = subprocess.Popen([path, str(first), str(second)])
     try:
-        wait_for(lambda: listening_quietly(port), 10, "the relay floor's port")
+        wait_for(lambda: listening_quietly(first) and listening_quietly(second), 10, "the relay floor's ports")
         out, raw = {}, {}
         for streams in (1, 16):
             for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
                 name = f"throughput, {streams} stream{'s' if streams > 1 else ''}, {label}"
-                c0 = cpu_seconds(proc.pid)
-                rate, moved = iperf(port, streams, rev)
+                c0, s0 = cpu_seconds(client_side.pid), cpu_seconds(server_side.pid)
+                rate, moved = iperf(first, streams, rev)
                 cpu_key = f"CPU s/GB, {streams} stream{'s' if streams > 1 else ''}, {label}"
-                raw[name], raw[cpu_key] = rate, (cpu_seconds(proc.pid) - c0) / (moved / 1e9)
-                out[name], out[cpu_key] = f"{rate / 1e6:.0f} MB/s", f"relay {raw[cpu_key]:.2f}"
+                gb = moved / 1e9
+                raw[name], raw[cpu_key] = rate, (cpu_seconds(client_side.pid) - c0) / gb
+                out[name] = f"{rate / 1e6:.0f} MB/s"
+                out[cpu_key] = f"relay {raw[cpu_key]:.2f}, second relay {(cpu_seconds(server_side.pid) - s0) / gb:.2f}"
         return out, raw
     finally:
-        terminate(proc)
+        terminate(client_side)
+        terminate(server_side)
 
 
 def main():
@@ -253,24 +260,27 @@ def main():
             columns["reference"] = measure(ref_proc.pid, server_pid, q_iperf, q_echo)
         direct_text, direct_raw = direct(ip, echo.port)
         floor = relay_floor(ip)
+        floor_name = "relay floor (C: read, AES-128-GCM, write; two in series)"
         if floor:
-            columns["relay floor (C: read, AES-128-GCM, write)"] = floor
-            direct_raw.update({k: v for k, v in floor[1].items() if k.startswith("CPU")})
+            columns[floor_name] = floor
         machine = subprocess.run(["bash", "-c", "source bench/common.sh >/dev/null 2>&1; machine_line"],
                                  capture_output=True, text=True).stdout.strip()
         names = list(columns)
         agents = [n for n in names if n.startswith("agent")]
+        ratio_columns = [(f"{n} / direct", n, direct_raw) for n in agents] + \
+                        ([(f"{n} / floor", n, floor[1]) for n in agents] if floor else [])
         out = [f"\n## Tunnel through {server_name}{' (smoke run)' if SMOKE else ''}: {machine}\n",
-               "| measure | " + " | ".join(n if n.startswith("relay") else f"{n} through the tunnel" for n in names) + " | direct loopback | " +
-               " | ".join(f"{n} / baseline" for n in agents) + " |",
-               "|---|" + "---|" * (len(names) + 1 + len(agents))]
+               "| measure | " + " | ".join(n if n == floor_name else f"{n} through the tunnel" for n in names) +
+               " | direct loopback | " + " | ".join(title for title, _, _ in ratio_columns) + " |",
+               "|---|" + "---|" * (len(names) + 1 + len(ratio_columns))]
         for key in columns[names[0]][0]:
-            ratios = [f"{columns[n][1][key] / direct_raw[key]:.3f} x" if key in columns[n][1] and key in direct_raw else ""
-                      for n in agents]
+            ratios = [f"{columns[n][1][key] / base[key]:.3f} x" if key in columns[n][1] and key in base else ""
+                      for _, n, base in ratio_columns]
             cells = [columns[n][0].get(key, "") for n in names]
             out.append(f"| {key} | " + " | ".join(cells) + f" | {direct_text.get(key, '')} | " + " | ".join(ratios) + " |")
-        out.append("\nbaseline: direct loopback for throughput, round trips and connections; "
-                   "the relay floor's CPU s/GB for CPU" if floor else "\nbaseline: direct loopback")
+        if floor:
+            out.append("\nfloor: two relay-floor processes in series between the same iperf3 ends (bench/relay-floor.c), "
+                       "where the agent and the tunnel server sit; its CPU is the first relay's, the agent's place")
         if not reference:
             out.append("\nreference client: skipped (set BENCH_REFERENCE_CLIENT=/path/to/chisel to compare one)")
         text = "\n".join(out) + "\n"
