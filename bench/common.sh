@@ -49,6 +49,8 @@ med() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)
 # .build/bench; prints its path.
 build_relay_floor() {
   mkdir -p .build/bench
-  [ .build/bench/relay-floor -nt bench/relay-floor.c ] || cc -O2 -Wall -o .build/bench/relay-floor bench/relay-floor.c -lcrypto
+  # cc where there is one, else the Swift toolchain's clang (which is always there).
+  local compiler=${CC:-$(command -v cc || command -v clang)}
+  [ .build/bench/relay-floor -nt bench/relay-floor.c ] || "$compiler" -O2 -Wall -o .build/bench/relay-floor bench/relay-floor.c -lcrypto
   echo "$PWD/.build/bench/relay-floor"
 }
