@@ -58,6 +58,14 @@ def iperf(port, streams=1, reverse=False):
     return out["end"]["sum_received"]["bits_per_second"] / 8, out["end"]["sum_received"]["bytes"]
 
 
+def throughput_cases():
+    """The four throughput measures: (streams, reverse, throughput row, CPU row)."""
+    for streams in (1, 16):
+        for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
+            which = f"{streams} stream{'s' if streams > 1 else ''}, {label}"
+            yield streams, rev, f"throughput, {which}", f"CPU s/GB, {which}"
+
+
 def syscalls_per_mb(pid, port, reverse):
     """System calls the client makes per MB moved (strace -c while 1 stream runs). io_uring's
     I/O does not show as read/write calls, only as io_uring_enter."""
@@ -141,18 +149,15 @@ def measure(client_pid, server_pid, r_iperf, r_echo):
         s.close()
     out["client RSS, tunnel up and idle"] = f"{idle / 1024:.1f} MiB"
     out[f"client RSS with {HELD:,} held connections"] = f"{busy / 1024:.1f} MiB ({(busy - idle) / HELD:.1f} KiB each)"
-    for streams in (1, 16):
-        for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
-            name = f"throughput, {streams} stream{'s' if streams > 1 else ''}, {label}"
-            c0, s0 = cpu_seconds(client_pid), cpu_seconds(server_pid)
-            rate, moved = iperf(r_iperf, streams, rev)
-            gb = moved / 1e9
-            out[name] = f"{rate / 1e6:.0f} MB/s"
-            raw[name] = rate
-            server_cpu = f", server {(cpu_seconds(server_pid) - s0) / gb:.2f}" if server_pid else ""
-            cpu_key = f"CPU s/GB, {streams} stream{'s' if streams > 1 else ''}, {label}"
-            raw[cpu_key] = (cpu_seconds(client_pid) - c0) / gb
-            out[cpu_key] = f"client {raw[cpu_key]:.2f}{server_cpu}"
+    for streams, rev, name, cpu_key in throughput_cases():
+        c0, s0 = cpu_seconds(client_pid), cpu_seconds(server_pid)
+        rate, moved = iperf(r_iperf, streams, rev)
+        gb = moved / 1e9
+        out[name] = f"{rate / 1e6:.0f} MB/s"
+        raw[name] = rate
+        server_cpu = f", server {(cpu_seconds(server_pid) - s0) / gb:.2f}" if server_pid else ""
+        raw[cpu_key] = (cpu_seconds(client_pid) - c0) / gb
+        out[cpu_key] = f"client {raw[cpu_key]:.2f}{server_cpu}"
     for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
         out[f"system calls per MB, 1 stream, {label}"] = f"{syscalls_per_mb(client_pid, r_iperf, rev):.1f}"
     p50, p99 = pingpong(r_echo)
@@ -166,9 +171,8 @@ def measure(client_pid, server_pid, r_iperf, r_echo):
 
 def direct(iperf_port, echo_port):
     raw = {}
-    for streams in (1, 16):
-        for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
-            raw[f"throughput, {streams} stream{'s' if streams > 1 else ''}, {label}"] = iperf(iperf_port, streams, rev)[0]
+    for streams, rev, name, _ in throughput_cases():
+        raw[name] = iperf(iperf_port, streams, rev)[0]
     raw["1-byte round trip p50"], raw["1-byte round trip p99"] = pingpong(echo_port)
     raw["connections per second (1-byte echo)"] = connects_per_second(echo_port)
     text = {k: (f"{v / 1e6:.0f} MB/s" if k.startswith("throughput") else f"{v:.0f} µs" if "µs" in k or "round trip" in k else f"{v:.0f}")
@@ -197,16 +201,13 @@ def relay_floor(iperf_port):
     try:
         wait_for(lambda: listening_quietly(first) and listening_quietly(second), 10, "the relay floor's ports")
         out, raw = {}, {}
-        for streams in (1, 16):
-            for rev, label in ((False, "into the tunnel"), (True, "out of the tunnel")):
-                name = f"throughput, {streams} stream{'s' if streams > 1 else ''}, {label}"
-                c0, s0 = cpu_seconds(client_side.pid), cpu_seconds(server_side.pid)
-                rate, moved = iperf(first, streams, rev)
-                cpu_key = f"CPU s/GB, {streams} stream{'s' if streams > 1 else ''}, {label}"
-                gb = moved / 1e9
-                raw[name], raw[cpu_key] = rate, (cpu_seconds(client_side.pid) - c0) / gb
-                out[name] = f"{rate / 1e6:.0f} MB/s"
-                out[cpu_key] = f"relay {raw[cpu_key]:.2f}, second relay {(cpu_seconds(server_side.pid) - s0) / gb:.2f}"
+        for streams, rev, name, cpu_key in throughput_cases():
+            c0, s0 = cpu_seconds(client_side.pid), cpu_seconds(server_side.pid)
+            rate, moved = iperf(first, streams, rev)
+            gb = moved / 1e9
+            raw[name], raw[cpu_key] = rate, (cpu_seconds(client_side.pid) - c0) / gb
+            out[name] = f"{rate / 1e6:.0f} MB/s"
+            out[cpu_key] = f"relay {raw[cpu_key]:.2f}, second relay {(cpu_seconds(server_side.pid) - s0) / gb:.2f}"
         return out, raw
     finally:
         terminate(client_side)
