@@ -58,6 +58,20 @@ final class ConfigPrintTests: XCTestCase {
         XCTAssertEqual(ConfigPrinter.render(again), printed)
     }
 
+    /// Found by YAMLConfigFuzz: `$${` followed by a combining mark (U+064F). Expansion compared
+    /// Characters, and `{` with its mark is one grapheme that is not `{`, so the literal `$${`
+    /// was kept as written; the printer, escaping scalar by scalar, doubled it on every round.
+    /// A `${VAR}` whose `}` carries a mark is found the same way.
+    func testDollarBraceFollowedByACombiningMarkIsReadByteByByte() throws {
+        let (c, _) = try loadConfigYAML("agent:\n  cluster_name: \"a $$${\u{064F}b\"\n  name: \"${HOME}\u{0301}\"\n", environment: ["HOME": "/home/fuzz"])
+        XCTAssertEqual(c.agent.clusterName, "a $${\u{064F}b")
+        XCTAssertEqual(c.agent.name, "/home/fuzz\u{0301}")
+        let printed = ConfigPrinter.render(c)
+        let (again, _) = try ConfigLoader.load(yaml: printed, fileName: "printed.yaml", environment: ["HOME": "/home/fuzz"], overrides: [:])
+        XCTAssertEqual(again.agent.clusterName, c.agent.clusterName)
+        XCTAssertEqual(ConfigPrinter.render(again), printed)
+    }
+
     func testLayoutAndOrderAreStable() throws {
         var config = AgentConfig()
         config.agent.labels = ["zeta": "1", "alpha": "x \"quoted\"", "agent.pipeops.io/version": "v"]

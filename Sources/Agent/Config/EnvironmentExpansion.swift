@@ -13,7 +13,7 @@ enum EnvironmentExpansion {
         var node = node
         switch node.value {
         case .scalar(let text, _):
-            guard text.contains("${") else { return node }
+            guard mentionsVariable(text) else { return node }
             let origin = ConfigOrigin.file(file, line: node.line)
             // The result is text even when it reads like YAML's null (`~`).
             node.value = .scalar(try substitute(text, key: path, origin: origin, environment: environment), plain: false)
@@ -35,35 +35,51 @@ enum EnvironmentExpansion {
         return node
     }
 
+    /// Works on UTF-8 bytes, not Characters: `$`, `{` and `}` are ASCII, and a Character would
+    /// fold a combining mark after `{` into a grapheme that no longer equals `{` (the printer,
+    /// which escapes scalar by scalar, would then disagree with this reader).
     static func substitute(_ text: String, key: String, origin: ConfigOrigin,
                            environment: [String: String]) throws(ConfigError) -> String {
-        var out = ""
-        var rest = Substring(text)
-        while let dollar = rest.firstIndex(of: "$") {
-            out += rest[..<dollar]
-            let after = rest[rest.index(after: dollar)...]
-            if after.hasPrefix("${") {            // $${ -> a literal ${
-                out += "${"
-                rest = after.dropFirst(2)
-            } else if after.hasPrefix("{") {
-                guard let close = after.firstIndex(of: "}") else {
+        let dollar = UInt8(ascii: "$"), open = UInt8(ascii: "{"), close = UInt8(ascii: "}")
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            let byte = bytes[i]
+            let next = i + 1 < bytes.count ? bytes[i + 1] : nil
+            if byte == dollar, next == dollar, i + 2 < bytes.count, bytes[i + 2] == open {   // $${ -> a literal ${
+                out += [dollar, open]
+                i += 3
+            } else if byte == dollar, next == open {
+                guard let end = bytes[(i + 2)...].firstIndex(of: close) else {
                     throw ConfigError(origin, key: key, "unterminated \"${\" in \"\(text)\" (write $${ for a literal ${)")
                 }
-                let name = String(after[after.index(after: after.startIndex)..<close])
+                let name = String(decoding: bytes[(i + 2)..<end], as: UTF8.self)
                 guard isVariableName(name) else {
                     throw ConfigError(origin, key: key, "\"${\(name)}\" is not an environment variable name")
                 }
                 guard let value = environment[name], !value.isEmpty else {
                     throw ConfigError(origin, key: key, "${\(name)}: the environment variable \(name) is not set")
                 }
-                out += value
-                rest = after[after.index(after: close)...]
+                out += value.utf8
+                i = end + 1
             } else {
-                out += "$"
-                rest = after
+                out.append(byte)
+                i += 1
             }
         }
-        return out + rest
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether a value holds `${` (and so needs `substitute`), compared byte by byte as it does.
+    static func mentionsVariable(_ text: String) -> Bool {
+        var previous: UInt8 = 0
+        for byte in text.utf8 {
+            if previous == UInt8(ascii: "$") && byte == UInt8(ascii: "{") { return true }
+            previous = byte
+        }
+        return false
     }
 
     /// A POSIX shell variable name: a letter or underscore, then letters, digits, underscores.
