@@ -153,4 +153,16 @@ final class HTTPClientTests: XCTestCase {
         XCTAssertEqual(t, "/a?b=1")
         XCTAssertEqual(o.hostHeader, "[::1]:8443")
     }
+
+    /// Found by KubeconfigFuzz: a kubeconfig server "https://127.0.0.1:-0/23" became an origin
+    /// with port 0 (Int() takes a sign). A URL's port is digits and names a real port; a
+    /// listener's address may still say port 0.
+    func testURLsWithASignedZeroOrMissingPortOrHostAreRefused() throws {
+        for bad in ["https://127.0.0.1:-0/23", "https://127.0.0.1:+443", "http://h:0/", "http://h:/", "https://:443", "https://[]"] {
+            XCTAssertThrowsError(try HTTPClientRequest.parseURL(bad), bad)
+        }
+        XCTAssertEqual(try HTTPClientRequest.parseURL("http://h:08080/x").0, HTTPOrigin(useTLS: false, host: "h", port: 8080))
+        XCTAssertEqual(try SocketAddress.splitHostPort("0.0.0.0:0").port, 0)
+        XCTAssertThrowsError(try SocketAddress.splitHostPort("0.0.0.0:-0"))
+    }
 }

@@ -48,6 +48,9 @@ public struct HTTPClientRequest: Sendable {
         } else {
             host = String(rest); port = defaultPort
         }
+        // Port 0 is a listener's "any port"; a URL names a server, which has a real one.
+        guard !host.isEmpty else { throw AddressError(message: "URL '\(shown)' has no host") }
+        guard port != 0 else { throw AddressError(message: "URL '\(shown)': port 0 is not a port a server listens on") }
         return (HTTPOrigin(useTLS: tls, host: host, port: port), target)
     }
 

@@ -73,7 +73,9 @@ public struct SocketAddress: Sendable, CustomStringConvertible, Hashable {
             portText = text[text.index(after: colon)...]
             if host.contains(":") { throw AddressError(message: "'\(text)': IPv6 addresses need brackets, like [::1]:80") }
         }
-        guard let port = Int(portText), (0...65535).contains(port) else {
+        // Digits only: Int() also takes a sign, and "-0" or "+80" is no port anyone writes.
+        guard !portText.isEmpty, portText.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+              let port = Int(portText), (0...65535).contains(port) else {
             throw AddressError(message: "'\(text)': port '\(portText)' is not a number in 0-65535")
         }
         return (String(host), port)
