@@ -15,7 +15,13 @@ swift test --skip-build > "$logs/swift.log" 2>&1
 swift_status=$?
 set -e
 grep -vE "^Test (Case|Suite) .*(started|passed)|^\[|Test run with 0 tests" "$logs/swift.log" | grep -vE "^\s*$" | tail -n 80
-[ "$swift_status" -eq 0 ] || { echo "swift test failed (full log: $logs/swift.log)"; exit "$swift_status"; }
+if [ "$swift_status" -ne 0 ]; then
+  # The summary above is the log's tail; the failures themselves may be far above it.
+  echo "== what failed (XCTest and swift-testing lines from the full log)"
+  grep -E ": error: |Test Case .* failed|Test Suite .* failed|✘|Fatal error|Crash" "$logs/swift.log" | head -n 60
+  echo "swift test failed (full log: $logs/swift.log)"
+  exit "$swift_status"
+fi
 
 echo "== swift test, the Reactor suite again on the io_uring loop backend"
 set +e
@@ -23,7 +29,11 @@ PIPEOPS_TEST_BACKEND=io_uring swift test --skip-build --filter ReactorTests > "$
 uring_status=$?
 set -e
 grep -E "error|Executed [0-9]+ tests" "$logs/swift-io_uring.log" | tail -n 20
-[ "$uring_status" -eq 0 ] || { echo "swift test on io_uring failed (full log: $logs/swift-io_uring.log)"; exit "$uring_status"; }
+if [ "$uring_status" -ne 0 ]; then
+  grep -E ": error: |Test Case .* failed|Fatal error|Crash" "$logs/swift-io_uring.log" | head -n 60
+  echo "swift test on io_uring failed (full log: $logs/swift-io_uring.log)"
+  exit "$uring_status"
+fi
 
 echo "== fuzz smoke"
 # A fixed seed and a fixed number of runs: the same inputs on every machine (the committed corpus
