@@ -37,8 +37,8 @@ final class ProcessStatsTests: XCTestCase {
     }
 
     /// 64 MiB written page by page is resident: RSS (from /proc/self/stat) and the peak (VmHWM
-    /// in /proc/self/status) grow by at least that much, and so does the heap (a block that
-    /// size is mmapped, which mallinfo2 counts). A quick read leaves the last two out.
+    /// in /proc/self/status) grow by about that much, and so does the heap (a block that size
+    /// is mmapped, which mallinfo2 counts). A quick read leaves the last two out.
     func testResidentMemoryPeakAndHeapGrowWithAnAllocationTheTestTouches() throws {
         let before = ProcessStats.read()
         let size = 64 << 20
@@ -53,7 +53,10 @@ final class ProcessStatsTests: XCTestCase {
         let rss0 = try XCTUnwrap(before.residentBytes), rss1 = try XCTUnwrap(after.residentBytes)
         XCTAssertGreaterThanOrEqual(rss1, rss0 + UInt64(size) - (1 << 20), "rss \(rss0) -> \(rss1)")
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(after.peakResidentBytes), rss1)
-        XCTAssertGreaterThanOrEqual(try XCTUnwrap(after.heapBytes), try XCTUnwrap(before.heapBytes) + UInt64(size))
+        // The heap also holds what the process allocated and freed around the two reads (CI saw
+        // 64 MiB - 40 KiB): the same 1 MiB of slack as for RSS.
+        let heap0 = try XCTUnwrap(before.heapBytes), heap1 = try XCTUnwrap(after.heapBytes)
+        XCTAssertGreaterThanOrEqual(heap1, heap0 + UInt64(size) - (1 << 20), "heap \(heap0) -> \(heap1)")
     }
 
     /// CPU time burnt by this thread (CLOCK_THREAD_CPUTIME_ID, read by the kernel without our
