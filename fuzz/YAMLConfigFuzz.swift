@@ -13,15 +13,22 @@ public func fuzzYAMLConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     // libyaml also breaks lines at CR, NEL, LS and PS: counting their bytes bounds the lines.
     let lines = bytes.reduce(1) { $0 + ([0x0A, 0x0D, 0x85, 0xA8, 0xA9].contains($1) ? 1 : 0) }
+    // The raw bytes first (libyaml's own UTF-8 checks); the loader then gets the tree when they
+    // parsed (the same text: valid UTF-8), else the text as String(decoding:) repairs it.
+    var tree: YAMLNode??
     do {
-        _ = try YAMLReader.parse(bytes, file: "fuzz.yaml")
+        tree = .some(try YAMLReader.parse(bytes, file: "fuzz.yaml"))
     } catch {
         if let line = error.line { precondition(line >= 1 && line <= lines + 1, "YAML error on line \(line) of \(lines)") }
     }
     let config: AgentConfig
     do {
-        (config, _) = try ConfigLoader.load(yaml: String(decoding: bytes, as: UTF8.self), fileName: "fuzz.yaml",
-                                            environment: environment, overrides: [:])
+        if let root = tree {
+            (config, _) = try ConfigLoader.merge(file: root, fileName: "fuzz.yaml", environment: environment, overrides: [:])
+        } else {
+            (config, _) = try ConfigLoader.load(yaml: String(decoding: bytes, as: UTF8.self), fileName: "fuzz.yaml",
+                                                environment: environment, overrides: [:])
+        }
     } catch {
         if case .file(_, let line)? = error.origin {
             precondition(line >= 1 && line <= lines + 1, "config error on line \(line) of \(lines): \(error)")
