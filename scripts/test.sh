@@ -18,7 +18,7 @@ grep -vE "^Test (Case|Suite) .*(started|passed)|^\[|Test run with 0 tests" "$log
 if [ "$swift_status" -ne 0 ]; then
   # The summary above is the log's tail; the failures themselves may be far above it.
   echo "== what failed (XCTest and swift-testing lines from the full log)"
-  grep -E ": error: |Test Case .* failed|Test Suite .* failed|✘|Fatal error|Crash" "$logs/swift.log" | head -n 60
+  grep -E ": error: |Test Case .* failed|Test Suite .* failed|✘|Fatal error|Program crashed" "$logs/swift.log" | head -n 60
   echo "swift test failed (full log: $logs/swift.log)"
   exit "$swift_status"
 fi
@@ -30,7 +30,7 @@ uring_status=$?
 set -e
 grep -E "error|Executed [0-9]+ tests" "$logs/swift-io_uring.log" | tail -n 20
 if [ "$uring_status" -ne 0 ]; then
-  grep -E ": error: |Test Case .* failed|Fatal error|Crash" "$logs/swift-io_uring.log" | head -n 60
+  grep -E ": error: |Test Case .* failed|Fatal error|Program crashed" "$logs/swift-io_uring.log" | head -n 60
   echo "swift test on io_uring failed (full log: $logs/swift-io_uring.log)"
   exit "$uring_status"
 fi

@@ -52,9 +52,12 @@ final class ProcessStatsTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(quick.residentBytes), try XCTUnwrap(after.residentBytes) - (1 << 20))
         let rss0 = try XCTUnwrap(before.residentBytes), rss1 = try XCTUnwrap(after.residentBytes)
         XCTAssertGreaterThanOrEqual(rss1, rss0 + UInt64(size) - (1 << 20), "rss \(rss0) -> \(rss1)")
-        XCTAssertGreaterThanOrEqual(try XCTUnwrap(after.peakResidentBytes), rss1)
-        // The heap also holds what the process allocated and freed around the two reads (CI saw
-        // 64 MiB - 40 KiB): the same 1 MiB of slack as for RSS.
+        // The kernel's RSS counters are per-CPU sums read approximately and VmHWM is raised
+        // lazily, so the peak read after the RSS can sit a few pages below it (CI saw 40 KiB):
+        // the peak holds the block, give or take the same 1 MiB.
+        let peak = try XCTUnwrap(after.peakResidentBytes)
+        XCTAssertGreaterThanOrEqual(peak, rss0 + UInt64(size) - (1 << 20), "peak \(peak), rss \(rss0) -> \(rss1)")
+        // The heap counts what was allocated and freed around the two reads too: the same slack.
         let heap0 = try XCTUnwrap(before.heapBytes), heap1 = try XCTUnwrap(after.heapBytes)
         XCTAssertGreaterThanOrEqual(heap1, heap0 + UInt64(size) - (1 << 20), "heap \(heap0) -> \(heap1)")
     }
