@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 logs=$(mktemp -d /tmp/pipeops-test.XXXXXX)
+
+# A failed swift test: the printed summary is the log's tail, and the failures themselves may be
+# far above it, so show the failing lines (XCTest and swift-testing), then stop with its status.
+fail_with_excerpt() {
+  echo "== what failed in $1 (from the full log)"
+  grep -E ": error: |Test Case .* failed|Test Suite .* failed|✘|Fatal error|Program crashed" "$2" | head -n 60 || true
+  echo "$1 failed (full log: $2)"
+  exit "$3"
+}
 echo "== build (debug, with tests) and the release agent"
 swift build --build-tests
 scripts/build-release.sh --product pipeops-agent
@@ -15,13 +24,7 @@ swift test --skip-build > "$logs/swift.log" 2>&1
 swift_status=$?
 set -e
 grep -vE "^Test (Case|Suite) .*(started|passed)|^\[|Test run with 0 tests" "$logs/swift.log" | grep -vE "^\s*$" | tail -n 80
-if [ "$swift_status" -ne 0 ]; then
-  # The summary above is the log's tail; the failures themselves may be far above it.
-  echo "== what failed (XCTest and swift-testing lines from the full log)"
-  grep -E ": error: |Test Case .* failed|Test Suite .* failed|✘|Fatal error|Program crashed" "$logs/swift.log" | head -n 60
-  echo "swift test failed (full log: $logs/swift.log)"
-  exit "$swift_status"
-fi
+[ "$swift_status" -eq 0 ] || fail_with_excerpt "swift test" "$logs/swift.log" "$swift_status"
 
 echo "== swift test, the Reactor suite again on the io_uring loop backend"
 set +e
@@ -29,11 +32,7 @@ PIPEOPS_TEST_BACKEND=io_uring swift test --skip-build --filter ReactorTests > "$
 uring_status=$?
 set -e
 grep -E "error|Executed [0-9]+ tests" "$logs/swift-io_uring.log" | tail -n 20
-if [ "$uring_status" -ne 0 ]; then
-  grep -E ": error: |Test Case .* failed|Fatal error|Program crashed" "$logs/swift-io_uring.log" | head -n 60
-  echo "swift test on io_uring failed (full log: $logs/swift-io_uring.log)"
-  exit "$uring_status"
-fi
+[ "$uring_status" -eq 0 ] || fail_with_excerpt "swift test on io_uring" "$logs/swift-io_uring.log" "$uring_status"
 
 echo "== fuzz smoke"
 # A fixed seed and a fixed number of runs: the same inputs on every machine (the committed corpus
