@@ -80,6 +80,7 @@ public final class Agent {
         proxies = try HTTPProxySettings.fromEnvironment(environment)
         httpClient = HTTPClient(loop: loop, connector: connector, proxies: proxies)
         httpClient.connectTimeout = config.pipeops.timeouts.connect
+        httpClient.name = "control-plane client"
         kubernetes = KubernetesMonitor(loop: loop, settings: config.kubernetes, environment: environment,
                                        resolver: resolver, proxies: proxies, logger: l)
         let prepared = try Self.prepareState(config: config, store: stateStore, kubernetes: kubernetes, environment: environment, logger: l)

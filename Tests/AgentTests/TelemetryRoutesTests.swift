@@ -120,6 +120,27 @@ final class TelemetryRoutesTests: XCTestCase {
         XCTAssertEqual(connections["sse"] as? Int, 2)
     }
 
+    /// Requests the agent's own HTTP client held or refused at its per-origin cap are counted
+    /// in `pipeops_http_client_requests_limited_total`, by client and outcome.
+    func testRequestsHeldOrRefusedAtTheClientsConnectionCapAreCounted() throws {
+        try startAgent()
+        let client = agent.httpClient
+        client.maxConnectionsPerOrigin = 1
+        client.maxWaitingPerOrigin = 1
+        let health = try HTTPClientRequest(url: "http://127.0.0.1:\(try XCTUnwrap(agent.server).port)/health")
+        // The first dials the one connection allowed, the second waits for it, the third finds
+        // the queue full and fails at once.
+        var results: [Result<HTTPClientResponse, HTTPError>] = []
+        for _ in 0..<3 { client.fetch(health, timeout: .seconds(10)) { results.append($0) } }
+        XCTAssertTrue(loop.run(until: { results.count == 3 }, timeout: .seconds(15)))
+        XCTAssertEqual(results.filter { (try? $0.get().status) == 200 }.count, 2, "\(results)")
+        let text = try get("/metrics").bodyText
+        XCTAssertTrue(text.contains("\n# TYPE pipeops_http_client_requests_limited_total counter\n"))
+        XCTAssertEqual(samples(text, "pipeops_http_client_requests_limited_total"), [
+            #"pipeops_http_client_requests_limited_total{client="control_plane",outcome="queued"} 1"#,
+            #"pipeops_http_client_requests_limited_total{client="control_plane",outcome="refused"} 1"#])
+    }
+
     func testRuntimeReportsTheProcessTheLoopAndTheConnections() throws {
         try startAgent()
         // Timers that fire give the loop lag samples.

@@ -1,3 +1,4 @@
+import Logging
 import XCTest
 @testable import Reactor
 
@@ -11,8 +12,11 @@ final class HTTPClientLimitTests: XCTestCase {
     /// Requests to /hold, unanswered until the test answers them.
     var held: [(query: String, responder: HTTPResponder)] = []
 
+    var logs: CapturedLogs!
+
     override func setUpWithError() throws {
-        loop = try makeLoop()
+        logs = CapturedLogs()
+        loop = try makeLoop(logger: Logger(label: "test", factory: logs.handler))
         client = HTTPClient(loop: loop, connector: .tcp(loop: loop))
         let router = HTTPRouter()
         router.add("GET", "/hold") { [unowned self] req, res in self.held.append((String(req.query ?? ""), res)) }
@@ -102,6 +106,41 @@ final class HTTPClientLimitTests: XCTestCase {
         XCTAssertTrue(loop.spin(until: { first != nil && patient != nil }, timeout: .seconds(10)))
         guard case .success? = first, case .success? = patient else { return XCTFail("\(String(describing: first)) \(String(describing: patient))") }
         XCTAssertEqual(held.count, 2, "the request that timed out while waiting was sent anyway")
+    }
+
+    /// Requests held or refused at the cap are logged at warning, one line per interval with
+    /// the count and the totals, not one per request.
+    func testCapHitsAreLoggedAtWarningOncePerInterval() throws {
+        client.name = "test client"
+        client.maxConnectionsPerOrigin = 1
+        client.maxWaitingPerOrigin = 3
+        client.limitLogInterval = .milliseconds(500)
+        var results = 0
+        // One goes out, three wait, two are refused: five hits.
+        for _ in 0..<6 { client.fetch(try request("/hold"), timeout: .seconds(20)) { _ in results += 1 } }
+        XCTAssertEqual(client.requestsQueued, 3)
+        XCTAssertEqual(client.requestsRefused, 2)
+        let limitLines = { self.logs.lines.withLock { $0.filter { $0.contains("test client: per-origin connection limit reached") } } }
+        // The first hit at once, the other four in one line when the interval ends.
+        XCTAssertTrue(loop.spin(until: { limitLines().count >= 2 }, timeout: .seconds(5)), "\(limitLines())")
+        let lines = limitLines()
+        guard lines.count == 2 else { return XCTFail("expected 2 lines: \(lines)") }
+        XCTAssertTrue(lines.allSatisfy { $0.hasPrefix("warning ") }, "\(lines)")
+        // Metadata prints in no fixed order: a value ends with a comma or the closing bracket.
+        func has(_ line: String, _ key: String, _ value: String) -> Bool {
+            line.contains("\"\(key)\": \(value),") || line.contains("\"\(key)\": \(value)]")
+        }
+        XCTAssertTrue(has(lines[0], "hits", "1") && has(lines[0], "queued_total", "1"), lines[0])
+        XCTAssertTrue(has(lines[1], "hits", "4") && has(lines[1], "queued_total", "3") && has(lines[1], "refused_total", "2"), lines[1])
+        XCTAssertTrue(has(lines[1], "origin", "http://127.0.0.1:\(server.port)") && has(lines[1], "limit", "1"), lines[1])
+        var answered = 0
+        XCTAssertTrue(loop.spin(until: {
+            while answered < self.held.count {
+                self.held[answered].responder.sendJSON(200, "{}")
+                answered += 1
+            }
+            return results == 6
+        }, timeout: .seconds(10)), "answered \(answered), results \(results)")
     }
 
     /// A dial abandoned at the request's deadline gives its place back.

@@ -49,6 +49,7 @@ final class KubernetesClient {
         // Every watch and every followed pod log holds a connection for as long as it lasts:
         // room for them all (followers are capped by realtime.max_connections) before a call waits.
         http.maxConnectionsPerOrigin = 256
+        http.name = "kubernetes client"
     }
 
     /// A call in flight; `cancel` stops it (no callback after), `pause`/`resume` push back on a

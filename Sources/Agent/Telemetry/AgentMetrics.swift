@@ -1,9 +1,9 @@
 import Reactor
 
 extension Telemetry {
-    /// Registers every metric agent-http-api.md names, in its order: the architecture
-    /// document's eight, the tunnel's, then the standard process ones. Values are read from
-    /// `agent` when scraped. Called once, when the routes are installed.
+    /// Registers every metric agent-http-api.md names (the architecture document's eight, the
+    /// tunnel's, the standard process ones) and the counters of what the limits refused. Values
+    /// are read from `agent` when scraped. Called once, when the routes are installed.
     func registerAgentMetrics(_ agent: Agent) {
         registry.register("pipeops_agent_status",
                           help: "1 while the agent runs and is registered with the control plane (or runs standalone), else 0.",
@@ -27,6 +27,7 @@ extension Telemetry {
         registry.register("pipeops_http_connections_refused_total",
                           help: "Connections the agent's HTTP server answered 503 at its connection limit (none idle to shed).",
                           type: .counter) { [unowned agent] in .count(agent.server?.rejectedConnections ?? 0) }
+        registry.register(HTTPClientLimitMetrics(agent: agent))
         registry.register(KubernetesCallMetrics(agent: agent))
         registry.register(TunnelMetrics(agent: agent))
         registry.register(ProcessMetrics(startTime: processStartTime))
@@ -99,6 +100,33 @@ final class TunnelMetrics: MetricCollector {
             let l = labels(name)
             text.appendSample(refused, labels: l.refusedChannels, value: .count(meter.refusedAtChannelLimit))
             text.appendSample(refused, labels: l.refusedDials, value: .count(meter.refusedAtDialLimit))
+        }
+    }
+}
+
+/// `pipeops_http_client_requests_limited_total{client,outcome}`: requests the agent's own HTTP
+/// clients held (`queued`) or failed (`refused`) at their per-origin connection cap. `client` is
+/// `control_plane` (also the connectivity checks) or `kubernetes` (only while it runs).
+final class HTTPClientLimitMetrics: MetricCollector {
+    unowned let agent: Agent
+    let limited = MetricDescriptor("pipeops_http_client_requests_limited_total",
+                                   help: "Requests the agent's HTTP clients held (outcome \"queued\") or failed (\"refused\") at their per-origin connection limit, by client.",
+                                   type: .counter)
+    let controlPlane = (queued: PrometheusText.labels(names: ["client", "outcome"], values: ["control_plane", "queued"]),
+                        refused: PrometheusText.labels(names: ["client", "outcome"], values: ["control_plane", "refused"]))
+    let kubernetes = (queued: PrometheusText.labels(names: ["client", "outcome"], values: ["kubernetes", "queued"]),
+                      refused: PrometheusText.labels(names: ["client", "outcome"], values: ["kubernetes", "refused"]))
+
+    init(agent: Agent) { self.agent = agent }
+
+    func collect(into text: inout PrometheusText) {
+        text.appendHeader(limited)
+        let cp = agent.httpClient
+        text.appendSample(limited, labels: controlPlane.queued, value: .count(cp.requestsQueued))
+        text.appendSample(limited, labels: controlPlane.refused, value: .count(cp.requestsRefused))
+        if let k = agent.kubernetes?.client?.http {
+            text.appendSample(limited, labels: kubernetes.queued, value: .count(k.requestsQueued))
+            text.appendSample(limited, labels: kubernetes.refused, value: .count(k.requestsRefused))
         }
     }
 }

@@ -5,7 +5,8 @@
 /// Limits: at most `maxConnectionsPerOrigin` connections per origin (open or being dialled);
 /// further requests wait for one in order, at most `maxWaitingPerOrigin` of them, each within
 /// its own deadline. A response that stops arriving fails after `readIdleTimeout` without a
-/// byte, whatever its overall deadline.
+/// byte, whatever its overall deadline. Requests held or refused at the cap are counted and
+/// logged at warning, once per `limitLogInterval`.
 public final class HTTPClient {
     public unowned let loop: EventLoop
     public let connector: HTTPConnector
@@ -18,6 +19,9 @@ public final class HTTPClient {
     /// No response byte for this long fails the request (zero: no limit). A request can set
     /// its own (`execute(readIdleTimeout:)`), e.g. a watch that may be silent for longer.
     public var readIdleTimeout: TimeAmount = .seconds(30)
+    /// Who this client is in its limit log lines (the agent has one per peer).
+    public var name = "http client"
+    public var limitLogInterval: TimeAmount = .seconds(10)
     private var idle: [HTTPOrigin: [HTTPClientConnection]] = [:]
     private var active: [ObjectIdentifier: HTTPClientConnection] = [:]
     /// Connections per origin: open (busy or idle) or being dialled.
@@ -29,6 +33,14 @@ public final class HTTPClient {
     public private(set) var requestsQueued: UInt64 = 0
     /// Requests failed at once because too many were already waiting.
     public private(set) var requestsRefused: UInt64 = 0
+    /// The origin of the latest request held or refused at the cap, for the log line.
+    private var lastLimitedOrigin: HTTPOrigin?
+    private lazy var limitLog = LimitHitLog(loop: loop, interval: limitLogInterval) { [unowned self] hits, interval in
+        self.loop.logger.warning("\(self.name): per-origin connection limit reached", metadata: [
+            "origin": "\(self.lastLimitedOrigin?.description ?? "-")", "limit": "\(self.maxConnectionsPerOrigin)",
+            "max_waiting": "\(self.maxWaitingPerOrigin)", "hits": "\(hits)", "interval": "\(interval)",
+            "queued_total": "\(self.requestsQueued)", "refused_total": "\(self.requestsRefused)"])
+    }
 
     public init(loop: EventLoop, connector: HTTPConnector, proxies: HTTPProxySettings = .none) {
         self.loop = loop
@@ -123,12 +135,15 @@ public final class HTTPClient {
         }
         guard connectionCounts[origin, default: 0] < maxConnectionsPerOrigin else {
             var queue = (waiting[origin] ?? []).filter { !$0.isFinished }
+            lastLimitedOrigin = origin
             guard queue.count < maxWaitingPerOrigin else {
                 requestsRefused &+= 1
+                limitLog.record()
                 task.complete(.failure(.tooManyWaiting(limit: maxWaitingPerOrigin, origin: origin)))
                 return
             }
             requestsQueued &+= 1
+            limitLog.record()
             queue.append(task)
             waiting[origin] = queue
             return
