@@ -18,6 +18,27 @@ final class CapturedLogs: Sendable {
             sink.lines.withLock { $0.append("\(event.level) \(event.message) \(event.metadata ?? [:])") }
         }
     }
+
+    /// The lines so far that contain `text`.
+    func lines(containing text: String) -> [String] { lines.withLock { $0.filter { $0.contains(text) } } }
+
+    /// The two lines a burst of limit hits logs (`LimitHitLog`: the first hit at once, the rest
+    /// together when the interval ends), each checked to be a warning; nil after a test failure.
+    /// `wait` runs the loop until its condition holds or gives up.
+    func limitHitLines(containing text: String, wait: (() -> Bool) -> Bool,
+                       file: StaticString = #filePath, line: UInt = #line) -> [String]? {
+        XCTAssertTrue(wait { self.lines(containing: text).count >= 2 }, "\(lines(containing: text))", file: file, line: line)
+        let found = lines(containing: text)
+        guard found.count == 2 else { XCTFail("expected 2 lines: \(found)", file: file, line: line); return nil }
+        XCTAssertTrue(found.allSatisfy { $0.hasPrefix("warning ") }, "\(found)", file: file, line: line)
+        return found
+    }
+
+    /// Whether `line` carries metadata `key` with `value`. Metadata prints in no fixed order, so
+    /// the value ends with a comma or the closing bracket.
+    static func line(_ line: String, has key: String, _ value: String) -> Bool {
+        line.contains("\"\(key)\": \(value),") || line.contains("\"\(key)\": \(value)]")
+    }
 }
 
 final class ListenerExhaustionTests: XCTestCase {
