@@ -21,6 +21,7 @@ public final class HTTPClient {
     public var readIdleTimeout: TimeAmount = .seconds(30)
     /// Who this client is in its limit log lines (the agent has one per peer).
     public var name = "http client"
+    /// Read at the first hit: set it before the client is used.
     public var limitLogInterval: TimeAmount = .seconds(10)
     private var idle: [HTTPOrigin: [HTTPClientConnection]] = [:]
     private var active: [ObjectIdentifier: HTTPClientConnection] = [:]
